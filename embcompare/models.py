@@ -1,0 +1,50 @@
+"""The registry of model configs: one YAML file per model in conf/model/.
+
+Each file holds one top-level key, the model's name, equal to the file name, so that Hydra can
+select several at once (``model=[glove_6b_50d,sbert_minilm]``) and merge them side by side.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from .embedders import ModelConfigError
+
+DEFAULT_CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def available_models(conf_dir: str | os.PathLike = DEFAULT_CONF_DIR) -> list[str]:
+    return sorted(p.stem for p in (Path(conf_dir) / "model").glob("*.yaml"))
+
+
+def model_configs(selected: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Plain dicts, ``name`` set, from the ``model`` node Hydra composed (name -> config)."""
+    from omegaconf import OmegaConf
+
+    out = {}
+    for name, cfg in selected.items():
+        d = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+        if not isinstance(d, dict) or "backend" not in d:
+            raise ModelConfigError(f"model {name}: config has no 'backend' (conf/model/{name}.yaml "
+                                   f"must hold one key, '{name}', with the model's settings)")
+        d["name"] = name
+        out[name] = d
+    return out
+
+
+def load_model_config(key: str, conf_dir: str | os.PathLike = DEFAULT_CONF_DIR) -> dict[str, Any]:
+    """The config of model ``key`` (conf/model/<key>.yaml) as a plain dict, ``name`` set to key.
+
+    Raises ModelConfigError listing the known models when there is no such file.
+    """
+    from omegaconf import OmegaConf
+
+    path = Path(conf_dir) / "model" / f"{key}.yaml"
+    if not path.is_file():
+        raise ModelConfigError(f"unknown model '{key}': no {path}; known models: "
+                               f"{', '.join(available_models(conf_dir)) or 'none'}")
+    node = OmegaConf.load(path)
+    if list(node.keys()) != [key]:
+        raise ModelConfigError(f"{path}: must hold exactly one top-level key, '{key}'")
+    return model_configs(node)[key]

@@ -1,0 +1,170 @@
+"""Embed the vocabulary with one or more models on Ray actors; write the embeddings store.
+
+    python jobs/extract.py model=glove_6b_50d
+    python jobs/extract.py 'model=[glove_6b_50d,sbert_minilm]' vocab.max_words=5000 out_dir=/tmp/x
+
+Finished shards are skipped on a rerun with the same config, so a killed job picks up where
+it stopped and ends with the same files as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+import common  # noqa: F401 - puts the repo on sys.path
+from common import load_vocab, log, start_ray
+
+
+class EmbedWorker:
+    """Holds one model; embeds shards. Runs as a Ray actor."""
+
+    def __init__(self, model_cfg: dict, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        from embcompare.embedders import build_embedder
+
+        self.embedder = build_embedder(model_cfg)
+
+    def identity(self) -> tuple[dict, int]:
+        return self.embedder.identity(), self.embedder.dim
+
+    def embed(self, index: int, words: list[str]):
+        return index, self.embedder.embed(words)
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("embcompare", "numpy", "pyarrow", "torch", "transformers", "sentence-transformers",
+                "gensim", "ray"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def actor_resources(ecfg: DictConfig) -> tuple[int, float, int]:
+    """(number of actors, CPUs each, GPUs each) from the config and the cluster's resources."""
+    import ray
+
+    res = ray.cluster_resources()
+    gpus = int(res.get("GPU", 0))
+    want_gpu = ecfg.gpus_per_actor if ecfg.gpus_per_actor != "auto" else (1 if gpus else 0)
+    if ecfg.num_actors != "auto":
+        n = int(ecfg.num_actors)
+    else:
+        n = max(1, gpus // want_gpu) if want_gpu else 1
+    cpus = ecfg.cpus_per_actor
+    if cpus == "auto":
+        cpus = max(1, int(res.get("CPU", 1)) // n)
+    return n, float(cpus), int(want_gpu)
+
+
+def unwrap(err: Exception) -> str:
+    """The message of the error a Ray actor raised, without Ray's wrapping."""
+    cause = getattr(err, "cause", None)
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}"
+    text = str(err)
+    lines = [ln for ln in text.splitlines() if "Error" in ln and ":" in ln]
+    return lines[-1].strip() if lines else text
+
+
+def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, cfg: DictConfig) -> dict[str, Any]:
+    import ray
+    from tqdm import tqdm
+
+    from embcompare import store
+    from embcompare.extract import collect_missing, pending_shards, plan_shards, work_key
+
+    key = model_cfg["name"]
+    model_dir = Path(cfg.out_dir) / "embeddings" / key
+    n_actors, cpus, gpus = actor_resources(cfg.extract)
+    Worker = ray.remote(EmbedWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=cfg.extract.retries,
+                                             max_task_retries=cfg.extract.retries)
+    started = time.time()
+    actors = [Worker.remote(model_cfg, int(cpus)) for _ in range(n_actors)]
+    try:
+        identity, dim = ray.get(actors[0].identity.remote())
+    except ray.exceptions.RayError as e:
+        raise SystemExit(f"model {key}: could not be loaded: {unwrap(e)}") from None
+    key_hash = work_key(identity, vocab_sha, cfg.extract.shard_size)
+    shards = plan_shards(words, cfg.extract.shard_size)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    todo = pending_shards(model_dir, shards, key_hash)
+    log.info("%s: %d of %d shards to embed (%d actors x %g CPU, %d GPU)", key, len(todo), len(shards),
+             n_actors, cpus, gpus)
+    queue = list(todo)
+    inflight: dict[Any, Any] = {}
+    per_actor = 2  # one running, one waiting: the actor never idles between shards
+    with tqdm(total=sum(len(s.words) for s in todo), desc=key, unit="word", disable=None) as bar:
+        for _ in range(per_actor):
+            for a in actors:
+                if queue:
+                    s = queue.pop(0)
+                    inflight[a.embed.remote(s.index, s.words)] = a
+        while inflight:
+            ready, _ = ray.wait(list(inflight), num_returns=1)
+            actor = inflight.pop(ready[0])
+            try:
+                index, result = ray.get(ready[0])
+            except ray.exceptions.RayError as e:
+                raise SystemExit(f"model {key}: embedding failed: {unwrap(e)}; "
+                                 f"finished shards are kept in {model_dir}") from None
+            table = store.embeddings_table(result.words, result.vectors, result.n_tokens)
+            store.write_shard(model_dir / store.shard_name(index), table, key_hash, result.missing)
+            bar.update(len(result.words) + len(result.missing))
+            if queue:
+                s = queue.pop(0)
+                inflight[actor.embed.remote(s.index, s.words)] = actor
+    for a in actors:
+        ray.kill(a)
+    elapsed = time.time() - started
+    embedded, missing = collect_missing(model_dir, shards)
+    manifest = {
+        "model": key, "identity": identity, "dim": dim, "key": key_hash,
+        "vocab": {"source": "wordnet", "sha256": vocab_sha, "n_words": len(words),
+                  "filter": {k: v for k, v in OmegaConf.to_container(cfg.vocab).items() if k != "wordnet_dir"}},
+        "counts": {"words": len(words), "embedded": embedded, "missing": len(missing)},
+        "missing_words": missing, "shard_size": cfg.extract.shard_size,
+        "shards": [s.name for s in shards], "versions": versions(),
+        "time": {"finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                 "seconds_this_run": round(elapsed, 3), "shards_this_run": len(todo)},
+    }
+    store.write_json(model_dir / "manifest.json", manifest)
+    return manifest
+
+
+@hydra.main(config_path="../conf", config_name="extract", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from embcompare.embedders import ModelConfigError
+    from embcompare.models import model_configs
+    from embcompare.vocab import WordNetNotFound, words_sha256
+
+    try:
+        models = model_configs(cfg.model)
+        words = load_vocab(cfg.vocab)
+    except (ModelConfigError, WordNetNotFound, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    vocab_sha = words_sha256(words)
+    log.info("vocabulary: %d words (sha256 %s)", len(words), vocab_sha[:12])
+    start_ray(cfg.ray)
+    for k, model_cfg in models.items():
+        m = extract_model(model_cfg, words, vocab_sha, cfg)
+        c = m["counts"]
+        print(f"{k}: dim {m['dim']}, embedded {c['embedded']} of {c['words']} words, missing {c['missing']}, "
+              f"{m['time']['seconds_this_run']:.1f} s -> {Path(cfg.out_dir) / 'embeddings' / k}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
