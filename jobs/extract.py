@@ -107,7 +107,7 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, c
     queue = list(todo)
     inflight: dict[Any, Any] = {}
     per_actor = 2  # one running, one waiting: the actor never idles between shards
-    with tqdm(total=sum(len(s.words) for s in todo), desc=key, unit="word", disable=None) as bar:
+    with tqdm(total=sum(len(s.words) for s in todo), desc=key, unit="word", mininterval=2.0) as bar:
         for _ in range(per_actor):
             for a in actors:
                 if queue:

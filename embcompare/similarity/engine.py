@@ -1,0 +1,78 @@
+"""The all-pairs pass: feed every tile of the unordered pairs to the result handlers.
+
+Pure functions over arrays (NumPy or CuPy: ``xp``); the caller decides which tiles a worker
+runs and merges the partial results. Three stages:
+
+1. ``pass_one`` on the diagonal tiles: histograms, moments, and each word's top-k within its
+   own block, whose k-th value is a floor for the rest (``TopK``).
+2. ``pass_one`` on the other tiles, with those floors.
+3. ``pass_two`` (two or more models): the joint counts of equal-mass bins, per model pair.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Sequence
+
+import numpy as np
+
+from .handlers import FineHistogram, Histogram, JointHistogram, Moments, TopK
+from .tiles import Tile, tile_product, upper_values
+from .binning import fine_index
+
+
+@dataclass
+class ModelPartial:
+    """What a worker returns for one model over some tiles: counts, sums, top-k; no tile."""
+
+    hist: Histogram
+    fine: FineHistogram
+    moments: Moments
+    topk: TopK | None
+
+    def merge(self, other: "ModelPartial") -> None:
+        self.hist.merge(other.hist)
+        self.fine.merge(other.fine)
+        self.moments.merge(other.moments)
+        if self.topk is not None and other.topk is not None:
+            self.topk.merge(other.topk)
+
+
+def new_partial(n: int, bins: int, k: int, floor: np.ndarray | None = None, xp: ModuleType = np) -> ModelPartial:
+    return ModelPartial(Histogram(bins, xp), FineHistogram(xp), Moments(xp), TopK(n, k, floor) if k else None)
+
+
+def pass_one(Xd, tiles: Sequence[Tile], *, bins: int, k: int, floor: np.ndarray | None = None,
+             xp: ModuleType = np) -> ModelPartial:
+    """Histogram, fine histogram, moments and top-k of one model (unit rows ``Xd`` on the
+    device) over ``tiles``."""
+    part = new_partial(Xd.shape[0], bins, k, floor, xp)
+    for t in tiles:
+        S = tile_product(Xd, t)
+        vals = upper_values(S, xp) if t.diagonal else S
+        part.hist.add(vals)
+        part.fine.add(vals)
+        part.moments.add(vals, t.id)
+        if part.topk is not None:
+            if t.diagonal:
+                part.topk.add_diagonal(S, t.i0)
+            else:
+                part.topk.add_offdiagonal(S, t.i0, t.j0)
+    return part
+
+
+def pass_two(Xds: Sequence, luts: Sequence, tiles: Sequence[Tile], model_pairs: Sequence[tuple[int, int]],
+             k: int, xp: ModuleType = np) -> dict[tuple[int, int], JointHistogram]:
+    """Joint counts of the models' equal-mass bins (``luts``: fine bin -> bin, on the device)
+    over ``tiles``, for each pair (a, b) of model positions."""
+    joints = {p: JointHistogram(k) for p in model_pairs}
+    used = sorted({m for p in model_pairs for m in p})
+    for t in tiles:
+        idx = {}
+        for m in used:
+            S = tile_product(Xds[m], t)
+            vals = upper_values(S, xp) if t.diagonal else S
+            idx[m] = luts[m][fine_index(vals, xp)]
+        for a, b in model_pairs:
+            joints[(a, b)].add(idx[a], idx[b])
+    return joints

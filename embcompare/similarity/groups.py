@@ -1,0 +1,67 @@
+"""Labelled pair groups (WordNet synonyms, antonyms, hypernyms, BATS categories, random pairs)
+and their cosine statistics, computed directly from the pairs' vectors."""
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .binning import UniformBins
+
+
+def index_pairs(pairs: Iterable[tuple[str, str]], index: dict[str, int]) -> np.ndarray:
+    """(m, 2) int64 array of unordered pairs i<j of the words both in ``index``; duplicates
+    and self-pairs dropped, sorted."""
+    out = set()
+    for a, b in pairs:
+        i, j = index.get(a), index.get(b)
+        if i is None or j is None or i == j:
+            continue
+        out.add((i, j) if i < j else (j, i))
+    return np.array(sorted(out), dtype=np.int64).reshape(-1, 2)
+
+
+def wordnet_groups(wordnet, index: dict[str, int]) -> dict[str, np.ndarray]:
+    syn = (p for lemmas in wordnet.synonym_sets() for p in combinations(lemmas, 2))
+    return {"wordnet_synonym": index_pairs(syn, index),
+            "wordnet_antonym": index_pairs(wordnet.antonym_pairs(), index),
+            "wordnet_hypernym": index_pairs(wordnet.hypernym_pairs(), index)}
+
+
+def bats_groups(categories, index: dict[str, int]) -> dict[str, np.ndarray]:
+    return {f"bats_{c.id}": index_pairs(((a, b) for a, alts in c.pairs for b in alts), index)
+            for c in categories}
+
+
+def random_pairs(n: int, m: int, seed: int) -> np.ndarray:
+    """``m`` distinct unordered pairs i<j drawn uniformly (seeded) from n words."""
+    total = n * (n - 1) // 2
+    m = min(m, total)
+    rng = np.random.default_rng(seed)
+    picked: set[tuple[int, int]] = set()
+    while len(picked) < m:
+        i = rng.integers(0, n, size=2 * (m - len(picked)) + 16)
+        j = rng.integers(0, n, size=i.size)
+        for a, b in zip(i.tolist(), j.tolist()):
+            if a != b and len(picked) < m:
+                picked.add((a, b) if a < b else (b, a))
+    return np.array(sorted(picked), dtype=np.int64).reshape(-1, 2)
+
+
+def pair_cosines(X: np.ndarray, pairs: np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
+    """Cosine of each pair (rows of the unit matrix X), float32."""
+    out = np.empty(len(pairs), dtype=np.float32)
+    for s in range(0, len(pairs), chunk):
+        p = pairs[s: s + chunk]
+        out[s: s + chunk] = np.einsum("ij,ij->i", X[p[:, 0]], X[p[:, 1]])
+    return out
+
+
+def group_stats(values: np.ndarray, binning: UniformBins) -> dict:
+    v = values.astype(np.float64)
+    n = int(v.size)
+    return {"n_pairs": n, "mean": float(v.mean()) if n else float("nan"),
+            "var": float(v.var()) if n else float("nan"),
+            "min": float(v.min()) if n else float("nan"), "max": float(v.max()) if n else float("nan"),
+            "hist": np.asarray(binning.counts(values), dtype=np.int64).tolist()}
