@@ -37,3 +37,25 @@ def load_vocab(vocab_cfg: Any) -> list[str]:
     filt = VocabFilter(pos=tuple(vocab_cfg.pos), min_length=int(vocab_cfg.min_length),
                        multiword=bool(vocab_cfg.multiword), max_words=vocab_cfg.max_words)
     return load_words(vocab_cfg.wordnet_dir, filt)
+
+
+def worker_resources(wcfg: Any) -> tuple[int, float, int]:
+    """(number of workers, CPUs each, GPUs each) from ``workers:`` and the cluster's resources:
+    by default one worker per GPU on a GPU cluster, else one worker with all the CPUs."""
+    import ray
+
+    res = ray.cluster_resources()
+    gpus = int(res.get("GPU", 0))
+    want_gpu = int(wcfg.gpus) if wcfg.gpus != "auto" else (1 if gpus else 0)
+    n = int(wcfg.num) if wcfg.num != "auto" else (max(1, gpus // want_gpu) if want_gpu else 1)
+    cpus = float(wcfg.cpus) if wcfg.cpus != "auto" else max(1, int(res.get("CPU", 1)) // n)
+    return n, cpus, want_gpu
+
+
+def unwrap(err: Exception) -> str:
+    """The message of the error a Ray worker raised, without Ray's wrapping."""
+    cause = getattr(err, "cause", None)
+    if cause is not None:
+        return f"{type(cause).__name__}: {cause}"
+    lines = [ln for ln in str(err).splitlines() if "Error" in ln and ":" in ln]
+    return lines[-1].strip() if lines else str(err)

@@ -19,7 +19,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import common  # noqa: F401 - puts the repo on sys.path
-from common import load_vocab, log, start_ray
+from common import load_vocab, log, start_ray, unwrap, worker_resources
 
 
 class EmbedWorker:
@@ -53,35 +53,9 @@ def versions() -> dict[str, str]:
     return out
 
 
-def actor_resources(ecfg: DictConfig) -> tuple[int, float, int]:
-    """(number of actors, CPUs each, GPUs each) from the config and the cluster's resources."""
-    import ray
-
-    res = ray.cluster_resources()
-    gpus = int(res.get("GPU", 0))
-    want_gpu = ecfg.gpus_per_actor if ecfg.gpus_per_actor != "auto" else (1 if gpus else 0)
-    if ecfg.num_actors != "auto":
-        n = int(ecfg.num_actors)
-    else:
-        n = max(1, gpus // want_gpu) if want_gpu else 1
-    cpus = ecfg.cpus_per_actor
-    if cpus == "auto":
-        cpus = max(1, int(res.get("CPU", 1)) // n)
-    return n, float(cpus), int(want_gpu)
-
-
-def unwrap(err: Exception) -> str:
-    """The message of the error a Ray actor raised, without Ray's wrapping."""
-    cause = getattr(err, "cause", None)
-    if cause is not None:
-        return f"{type(cause).__name__}: {cause}"
-    text = str(err)
-    lines = [ln for ln in text.splitlines() if "Error" in ln and ":" in ln]
-    return lines[-1].strip() if lines else text
-
-
 def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, cfg: DictConfig) -> dict[str, Any]:
     import ray
+    from ray.util import ActorPool
     from tqdm import tqdm
 
     from embcompare import store
@@ -89,7 +63,7 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, c
 
     key = model_cfg["name"]
     model_dir = Path(cfg.out_dir) / "embeddings" / key
-    n_actors, cpus, gpus = actor_resources(cfg.extract)
+    n_actors, cpus, gpus = worker_resources(cfg.workers)
     Worker = ray.remote(EmbedWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=cfg.extract.retries,
                                              max_task_retries=cfg.extract.retries)
     started = time.time()
@@ -104,29 +78,20 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, c
     todo = pending_shards(model_dir, shards, key_hash)
     log.info("%s: %d of %d shards to embed (%d actors x %g CPU, %d GPU)", key, len(todo), len(shards),
              n_actors, cpus, gpus)
-    queue = list(todo)
-    inflight: dict[Any, Any] = {}
-    per_actor = 2  # one running, one waiting: the actor never idles between shards
+    pool = ActorPool(actors)
     with tqdm(total=sum(len(s.words) for s in todo), desc=key, unit="word", mininterval=2.0) as bar:
-        for _ in range(per_actor):
-            for a in actors:
-                if queue:
-                    s = queue.pop(0)
-                    inflight[a.embed.remote(s.index, s.words)] = a
-        while inflight:
-            ready, _ = ray.wait(list(inflight), num_returns=1)
-            actor = inflight.pop(ready[0])
+        results = pool.map_unordered(lambda a, s: a.embed.remote(s.index, s.words), todo)
+        while True:
             try:
-                index, result = ray.get(ready[0])
+                index, result = next(results)
+            except StopIteration:
+                break
             except ray.exceptions.RayError as e:
                 raise SystemExit(f"model {key}: embedding failed: {unwrap(e)}; "
                                  f"finished shards are kept in {model_dir}") from None
             table = store.embeddings_table(result.words, result.vectors, result.n_tokens)
             store.write_shard(model_dir / store.shard_name(index), table, key_hash, result.missing)
             bar.update(len(result.words) + len(result.missing))
-            if queue:
-                s = queue.pop(0)
-                inflight[actor.embed.remote(s.index, s.words)] = actor
     for a in actors:
         ray.kill(a)
     elapsed = time.time() - started

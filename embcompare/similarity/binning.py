@@ -27,27 +27,26 @@ def ceil32(x: np.ndarray) -> np.ndarray:
 
 
 class UniformBins:
-    def __init__(self, bins: int, xp: ModuleType = np):
-        if bins < 1:
-            raise ValueError(f"bins must be positive, got {bins}")
+    def __init__(self, bins: int):
+        if not 1 <= bins <= 2 ** 20:
+            raise ValueError(f"bins must be in [1, 2**20], got {bins}")
         self.bins = bins
         self.edges = np.linspace(-1.0, 1.0, bins + 1)
-        self._lo32 = xp.asarray(ceil32(self.edges))
+        self._lo32 = ceil32(self.edges)
         self._scale = np.float32(bins / 2)
-        self.xp = xp
 
-    def index(self, v):
+    def index(self, v, xp: ModuleType = np):
         """int32 bin index of every value of ``v`` (any shape, float32), in [0, bins)."""
-        xp = self.xp
+        lo32 = self._lo32 if xp is np else xp.asarray(self._lo32)
         v = xp.clip(v, -1.0, 1.0)
         g = ((v + np.float32(1.0)) * self._scale).astype(xp.int32)
         xp.minimum(g, self.bins - 1, out=g)
-        g -= (v < self._lo32[g])
-        g += (v >= self._lo32[g + 1]) & (g < self.bins - 1)
+        g -= (v < lo32[g])
+        g += (v >= lo32[g + 1]) & (g < self.bins - 1)
         return g
 
-    def counts(self, v):
-        return self.xp.bincount(self.index(v).ravel(), minlength=self.bins)
+    def counts(self, v, xp: ModuleType = np):
+        return xp.bincount(self.index(v, xp).ravel(), minlength=self.bins)
 
 
 def fine_index(v, xp: ModuleType = np, bits: int = FINE_BITS):

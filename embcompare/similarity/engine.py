@@ -38,26 +38,26 @@ class ModelPartial:
             self.topk.merge(other.topk)
 
 
-def new_partial(n: int, bins: int, k: int, floor: np.ndarray | None = None, xp: ModuleType = np) -> ModelPartial:
-    return ModelPartial(Histogram(bins, xp), FineHistogram(xp), Moments(xp), TopK(n, k, floor) if k else None)
+def new_partial(n: int, bins: int, k: int, floor: np.ndarray | None = None) -> ModelPartial:
+    return ModelPartial(Histogram(bins), FineHistogram(), Moments(), TopK(n, k, floor) if k else None)
 
 
 def pass_one(Xd, tiles: Sequence[Tile], *, bins: int, k: int, floor: np.ndarray | None = None,
              xp: ModuleType = np) -> ModelPartial:
     """Histogram, fine histogram, moments and top-k of one model (unit rows ``Xd`` on the
     device) over ``tiles``."""
-    part = new_partial(Xd.shape[0], bins, k, floor, xp)
+    part = new_partial(Xd.shape[0], bins, k, floor)
     for t in tiles:
         S = tile_product(Xd, t)
         vals = upper_values(S, xp) if t.diagonal else S
-        part.hist.add(vals)
-        part.fine.add(vals)
-        part.moments.add(vals, t.id)
+        part.hist.add(vals, xp)
+        part.fine.add(vals, xp)
+        part.moments.add(vals, t.id, xp)
         if part.topk is not None:
             if t.diagonal:
-                part.topk.add_diagonal(S, t.i0)
+                part.topk.add_diagonal(S, t.i0, xp)
             else:
-                part.topk.add_offdiagonal(S, t.i0, t.j0)
+                part.topk.add_offdiagonal(S, t.i0, t.j0, xp)
     return part
 
 
@@ -74,5 +74,5 @@ def pass_two(Xds: Sequence, luts: Sequence, tiles: Sequence[Tile], model_pairs: 
             vals = upper_values(S, xp) if t.diagonal else S
             idx[m] = luts[m][fine_index(vals, xp)]
         for a, b in model_pairs:
-            joints[(a, b)].add(idx[a], idx[b])
+            joints[(a, b)].add(idx[a], idx[b], xp)
     return joints

@@ -64,4 +64,4 @@ def group_stats(values: np.ndarray, binning: UniformBins) -> dict:
     return {"n_pairs": n, "mean": float(v.mean()) if n else float("nan"),
             "var": float(v.var()) if n else float("nan"),
             "min": float(v.min()) if n else float("nan"), "max": float(v.max()) if n else float("nan"),
-            "hist": np.asarray(binning.counts(values), dtype=np.int64).tolist()}
+            "hist": binning.counts(values).astype(np.int64).tolist()}

@@ -2,7 +2,8 @@
 
 Each handler takes the cosine values of a tile, keeps a small state, and merges with the
 same handler from another worker. None keeps a tile: the state is counts, sums and top-k.
-State lives in host (NumPy) memory; the per-tile work runs in the tile's namespace ``xp``.
+State lives in host (NumPy) memory and pickles; the per-tile work runs in the namespace
+``xp`` of the tile it is given (NumPy or CuPy).
 """
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ from .binning import FINE_BITS, UniformBins, fine_index
 class Histogram:
     """Counts in ``bins`` equal bins over [-1, 1] with NumPy's edge semantics."""
 
-    def __init__(self, bins: int, xp: ModuleType = np):
-        self.binning = UniformBins(bins, xp)
+    def __init__(self, bins: int):
+        self.binning = UniformBins(bins)
         self.counts = np.zeros(bins, dtype=np.int64)
 
-    def add(self, values) -> None:
-        self.counts += to_numpy(self.binning.counts(values))
+    def add(self, values, xp: ModuleType = np) -> None:
+        self.counts += to_numpy(self.binning.counts(values, xp))
 
     def merge(self, other: "Histogram") -> None:
         self.counts += other.counts
@@ -31,13 +32,13 @@ class Histogram:
 class FineHistogram:
     """Counts in 2**bits equal bins: quantiles and the equal-mass bins of rank agreement."""
 
-    def __init__(self, xp: ModuleType = np, bits: int = FINE_BITS):
-        self.xp, self.bits = xp, bits
+    def __init__(self, bits: int = FINE_BITS):
+        self.bits = bits
         self.counts = np.zeros(2 ** bits, dtype=np.int64)
 
-    def add(self, values) -> None:
-        idx = fine_index(values, self.xp, self.bits).ravel()
-        self.counts += to_numpy(self.xp.bincount(idx, minlength=2 ** self.bits))
+    def add(self, values, xp: ModuleType = np) -> None:
+        idx = fine_index(values, xp, self.bits).ravel()
+        self.counts += to_numpy(xp.bincount(idx, minlength=2 ** self.bits))
 
     def merge(self, other: "FineHistogram") -> None:
         self.counts += other.counts
@@ -50,12 +51,10 @@ class Moments:
     bits whichever worker ran which tile and in what order they came back.
     """
 
-    def __init__(self, xp: ModuleType = np):
-        self.xp = xp
+    def __init__(self):
         self.parts: dict[int, tuple[int, float, float, float, float]] = {}
 
-    def add(self, values, tile_id: int) -> None:
-        xp = self.xp
+    def add(self, values, tile_id: int, xp: ModuleType = np) -> None:
         if values.size == 0:
             return
         s1 = float(xp.sum(values, dtype=xp.float64))
@@ -110,9 +109,8 @@ class TopK:
         self.vals[touched] = v[take].reshape(-1, k)
         self.idx[touched] = c[take].reshape(-1, k)
 
-    def add_diagonal(self, S, i0: int) -> None:
+    def add_diagonal(self, S, i0: int, xp: ModuleType = np) -> None:
         """A diagonal tile (the block against itself, full square): top-k of each row."""
-        xp = _xp(S)
         b = S.shape[0]
         S = S.copy()
         xp.fill_diagonal(S, -xp.inf)
@@ -124,9 +122,8 @@ class TopK:
         rows = np.repeat(np.arange(i0, i0 + b), kk)
         self._merge_candidates(rows, to_numpy(part).ravel() + i0, to_numpy(pv).ravel())
 
-    def add_offdiagonal(self, S, i0: int, j0: int) -> None:
+    def add_offdiagonal(self, S, i0: int, j0: int, xp: ModuleType = np) -> None:
         """A tile of rows i0.. against columns j0.. (disjoint): candidates for both sides."""
-        xp = _xp(S)
         b_i, b_j = S.shape
         thr = self.threshold()
         t_row = xp.asarray(thr[i0: i0 + b_i])
@@ -154,16 +151,10 @@ class JointHistogram:
         self.k = k
         self.counts = np.zeros((k, k), dtype=np.int64)
 
-    def add(self, a_idx, b_idx) -> None:
-        xp = _xp(a_idx)
+    def add(self, a_idx, b_idx, xp: ModuleType = np) -> None:
         flat = (a_idx.ravel().astype(xp.int64) * self.k) + b_idx.ravel()
         self.counts += to_numpy(xp.bincount(flat, minlength=self.k * self.k)).reshape(self.k, self.k)
 
     def merge(self, other: "JointHistogram") -> None:
         self.counts += other.counts
 
-
-def _xp(a) -> ModuleType:
-    from ..backend import namespace_of
-
-    return namespace_of(a)
