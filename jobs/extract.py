@@ -37,7 +37,9 @@ class EmbedWorker:
         return self.embedder.identity(), self.embedder.dim
 
     def embed(self, index: int, words: list[str]):
-        return index, self.embedder.embed(words)
+        t0 = time.perf_counter()
+        result = self.embedder.embed(words)
+        return index, result, time.perf_counter() - t0
 
 
 def versions() -> dict[str, str]:
@@ -79,11 +81,12 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, c
     log.info("%s: %d of %d shards to embed (%d actors x %g CPU, %d GPU)", key, len(todo), len(shards),
              n_actors, cpus, gpus)
     pool = ActorPool(actors)
+    embed_s = 0.0
     with tqdm(total=sum(len(s.words) for s in todo), desc=key, unit="word", mininterval=2.0) as bar:
         results = pool.map_unordered(lambda a, s: a.embed.remote(s.index, s.words), todo)
         while True:
             try:
-                index, result = next(results)
+                index, result, seconds = next(results)
             except StopIteration:
                 break
             except ray.exceptions.RayError as e:
@@ -92,6 +95,7 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, c
             table = store.embeddings_table(result.words, result.vectors, result.n_tokens)
             store.write_shard(model_dir / store.shard_name(index), table, key_hash, result.missing)
             bar.update(len(result.words) + len(result.missing))
+            embed_s += seconds
     for a in actors:
         ray.kill(a)
     elapsed = time.time() - started
@@ -104,7 +108,8 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, c
         "missing_words": missing, "shard_size": cfg.extract.shard_size,
         "shards": [s.name for s in shards], "versions": versions(),
         "time": {"finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                 "seconds_this_run": round(elapsed, 3), "shards_this_run": len(todo)},
+                 "seconds_this_run": round(elapsed, 3), "shards_this_run": len(todo),
+                 "embed_seconds_this_run": round(embed_s, 3)},
     }
     store.write_json(model_dir / "manifest.json", manifest)
     return manifest

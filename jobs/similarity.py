@@ -10,6 +10,7 @@ resumes where it was and ends with the same files.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import pickle
@@ -77,7 +78,8 @@ class Checkpoint:
 
     def add(self, task: str, merge_into: str, parts: Any, merge) -> None:
         have = self.state["parts"].get(merge_into)
-        self.state["parts"][merge_into] = parts if have is None else merge(have, parts)
+        # Ray hands back read-only arrays (zero-copy from its object store): merge into a copy.
+        self.state["parts"][merge_into] = copy.deepcopy(parts) if have is None else merge(have, parts)
         self.state["done"].add(task)
         if time.time() - self.last >= self.every_s:
             self.save()

@@ -1,10 +1,10 @@
 """Histogram bin indices of cosine values, exact and cheap on float32 tiles.
 
 Two binnings over [-1, 1]:
-- ``UniformBins(bins)``: the contract's histogram, with NumPy's semantics (bins [e_i, e_i+1),
-  the last one closed, edges ``np.linspace(-1, 1, bins + 1)``). A float32 guess is corrected
-  against each edge rounded up to float32, which is exact: for a float32 v and a float64 edge
-  e, ``v >= e`` exactly when ``v >= ceil32(e)``.
+- ``UniformBins(bins)``: the contract's histogram, with the semantics of ``np.histogram`` on
+  float32 values (NumPy 2): bins [e_i, e_i+1), the last one closed, the edges
+  ``np.linspace(-1, 1, bins + 1)`` rounded to float32 and compared in float32. A float32
+  guess of the index is off by at most one and is corrected against those edges.
 - ``fine_index``: 2**p equal bins; scaling by a power of two is exact in float32, so no
   correction is needed. Its counts give quantiles and the equal-mass bins of rank agreement.
 Values a hair outside [-1, 1] (rounding of unit-vector dot products) are clipped to it.
@@ -18,21 +18,13 @@ import numpy as np
 FINE_BITS = 20  # 2**20 fine bins: width 1.9e-6
 
 
-def ceil32(x: np.ndarray) -> np.ndarray:
-    """The smallest float32 >= each float64 value."""
-    x32 = x.astype(np.float32)
-    below = x32.astype(np.float64) < x
-    x32[below] = np.nextafter(x32[below], np.float32(np.inf))
-    return x32
-
-
 class UniformBins:
     def __init__(self, bins: int):
         if not 1 <= bins <= 2 ** 20:
             raise ValueError(f"bins must be in [1, 2**20], got {bins}")
         self.bins = bins
         self.edges = np.linspace(-1.0, 1.0, bins + 1)
-        self._lo32 = ceil32(self.edges)
+        self._lo32 = self.edges.astype(np.float32)
         self._scale = np.float32(bins / 2)
 
     def index(self, v, xp: ModuleType = np):

@@ -1,0 +1,143 @@
+"""The all-pairs similarity pass on this machine: whole pass vs bare matrix products vs a naive
+full-matrix baseline, and peak memory as the vocabulary grows.
+
+    .venv/bin/python benchmarks/similarity_pass.py time --words 20000 --dim 300
+    .venv/bin/python benchmarks/similarity_pass.py memory --words 10000 20000 40000 77503 --dim 300
+
+Vectors: real MiniLM embeddings of the WordNet words from an embeddings store (run
+`make run` first), projected to --dim with a seeded Gaussian matrix, so the neighbourhood
+structure (what top-k pruning sees) is a real model's. Each memory point runs in its own
+process and reports its peak RSS.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def vectors(store_dir: str, n: int, dim: int) -> np.ndarray:
+    from embcompare.store import read_embeddings
+    from embcompare.similarity.tiles import normalize
+
+    words, X = read_embeddings(store_dir)
+    if n > len(words):
+        raise SystemExit(f"{store_dir} holds {len(words)} words, fewer than {n}")
+    X = X[:n].astype(np.float64)
+    if dim != X.shape[1]:
+        X = X @ np.random.default_rng(0).standard_normal((X.shape[1], dim))
+    return normalize(X.astype(np.float32), words[:n])[0]
+
+
+def whole_pass(X: np.ndarray, block: int, k: int = 10, bins: int = 2000):
+    from embcompare.similarity.engine import new_partial, pass_one
+    from embcompare.similarity.tiles import plan_tiles
+
+    tiles = plan_tiles(X.shape[0], block)
+    diag = pass_one(X, [t for t in tiles if t.diagonal], bins=bins, k=k)
+    off = pass_one(X, [t for t in tiles if not t.diagonal], bins=bins, k=k, floor=diag.topk.threshold())
+    part = new_partial(X.shape[0], bins, k)
+    part.merge(diag)
+    part.merge(off)
+    return part
+
+
+def bare_products(X: np.ndarray, block: int) -> float:
+    from embcompare.similarity.tiles import plan_tiles, tile_product
+
+    t0 = time.perf_counter()
+    for t in plan_tiles(X.shape[0], block):
+        tile_product(X, t)
+    return time.perf_counter() - t0
+
+
+def cmd_time(a) -> None:
+    import threadpoolctl
+
+    X = vectors(a.store, a.words, a.dim)
+    n, d = X.shape
+    blas = threadpoolctl.threadpool_info()
+    print(f"{n} words x {d} dims, block {a.block}, BLAS: "
+          + ", ".join(f"{b['internal_api']} {b['version']} {b.get('architecture')} x{b['num_threads']}" for b in blas))
+    # Floor: the machine's sgemm rate on one full tile, times the FLOPs of the pass's tiles.
+    from embcompare.similarity.tiles import plan_tiles
+
+    tiles = plan_tiles(n, a.block)
+    flops = sum(2 * (t.i1 - t.i0) * (t.j1 - t.j0) * d for t in tiles)
+    Y = X[: a.block]
+    Y @ Y.T
+    t0 = time.perf_counter()
+    for _ in range(3):
+        Y @ Y.T
+    rate = 3 * 2 * a.block * a.block * d / (time.perf_counter() - t0)
+    print(f"  sgemm rate on one {a.block}x{a.block}x{d} tile: {rate / 1e9:.1f} GFLOP/s; "
+          f"floor for {flops / 1e9:.1f} GFLOP: {flops / rate:.2f} s")
+    bare = min(bare_products(X, a.block) for _ in range(2))
+    print(f"  bare products over the same tiles:         {bare:7.2f} s")
+    t0 = time.perf_counter()
+    whole_pass(X, a.block)
+    full = time.perf_counter() - t0
+    print(f"  whole pass (histogram+fine+moments+top-k): {full:7.2f} s  = {full / bare:.2f}x bare")
+    if not a.skip_naive:
+        t0 = time.perf_counter()
+        S = X @ X.T
+        v = S[np.triu_indices(n, 1)]
+        np.histogram(v, bins=2000, range=(-1, 1))
+        v.mean(dtype=np.float64), v.var(dtype=np.float64)
+        np.fill_diagonal(S, -np.inf)
+        np.argpartition(-S, 10, axis=1)
+        naive = time.perf_counter() - t0
+        print(f"  naive E @ E.T + np.histogram + argpartition: {naive:5.2f} s  = {naive / bare:.2f}x bare "
+              f"(holds the {n}x{n} matrix: {S.nbytes / 2**30:.1f} GiB)")
+    print(f"  pairs/s (whole pass): {n * (n - 1) / 2 / full / 1e6:.1f} M")
+
+
+def cmd_memory(a) -> None:
+    for n in a.words:
+        out = subprocess.run([sys.executable, __file__, "_one", "--store", a.store, "--words", str(n),
+                              "--dim", str(a.dim), "--block", str(a.block)],
+                             capture_output=True, text=True, check=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        print(f"  {n:6d} words: pass {r['seconds']:7.1f} s, peak RSS {r['peak_mib']:6.0f} MiB "
+              f"(input matrix {r['input_mib']:.0f} MiB), {r['pairs_per_s'] / 1e6:.1f} M pairs/s")
+
+
+def cmd_one(a) -> None:
+    X = vectors(a.store, a.words[0], a.dim)
+    t0 = time.perf_counter()
+    whole_pass(X, a.block)
+    s = time.perf_counter() - t0
+    n = X.shape[0]
+    print(json.dumps({"seconds": s, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "input_mib": X.nbytes / 2**20, "pairs_per_s": n * (n - 1) / 2 / s}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["time", "memory", "_one"])
+    ap.add_argument("--store", default=str(ROOT / "outputs" / "embeddings" / "sbert_minilm"))
+    ap.add_argument("--words", type=int, nargs="+", default=[20000])
+    ap.add_argument("--dim", type=int, default=300)
+    ap.add_argument("--block", type=int, default=4096)
+    ap.add_argument("--skip-naive", action="store_true")
+    a = ap.parse_args()
+    if a.what == "time":
+        a.words = a.words[0]
+        cmd_time(a)
+    elif a.what == "memory":
+        cmd_memory(a)
+    else:
+        cmd_one(a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""The all-pairs engine against the full matrix, on real embeddings small enough to hold it."""
+import numpy as np
+import pytest
+import scipy.stats as st
+
+from embcompare.embedders import build_embedder
+from embcompare.similarity.binning import UniformBins, equal_mass_lut, fine_index
+from embcompare.similarity.engine import new_partial, pass_one, pass_two
+from embcompare.similarity.groups import bats_groups, group_stats, pair_cosines, random_pairs, wordnet_groups
+from embcompare.similarity.rank import kendall_interval, spearman_interval
+from embcompare.similarity.tiles import NonFiniteVector, normalize, plan_tiles, tile_product
+from embcompare.vocab import VocabFilter, WordNet, load_words
+
+N_WORDS = 4000
+
+
+@pytest.fixture(scope="module")
+def spaces(glove_cfg, minilm_cfg):
+    """GloVe and MiniLM unit vectors over the WordNet words GloVe has among the first N_WORDS."""
+    vocab = load_words(filt=VocabFilter(max_words=N_WORDS))
+    g = build_embedder(glove_cfg).embed(vocab)
+    m = build_embedder(minilm_cfg).embed(g.words)
+    A, _ = normalize(g.vectors, g.words)
+    B, _ = normalize(m.vectors, m.words)
+    return g.words, A, B
+
+
+def run_all(X, block, k=10, bins=2000):
+    tiles = plan_tiles(X.shape[0], block)
+    diag = pass_one(X, [t for t in tiles if t.diagonal], bins=bins, k=k)
+    off = pass_one(X, [t for t in tiles if not t.diagonal], bins=bins, k=k, floor=diag.topk.threshold())
+    part = new_partial(X.shape[0], bins, k)
+    part.merge(diag)
+    part.merge(off)
+    return part
+
+
+def upper(X):
+    return (X @ X.T)[np.triu_indices(X.shape[0], 1)]
+
+
+@pytest.mark.parametrize("block", [997, 2048])
+def test_histogram_moments_and_topk_equal_the_full_matrix(spaces, block):
+    words, A, _ = spaces
+    n = len(words)
+    assert n > 2000
+    part = run_all(A, block)
+    v = upper(A)
+    assert part.hist.counts.sum() == n * (n - 1) // 2
+    # Exact against the same tile products assembled into the full matrix ...
+    S = np.empty((n, n), dtype=np.float32)
+    for t in plan_tiles(n, block):
+        S[t.i0:t.i1, t.j0:t.j1] = tile_product(A, t)
+    ref, _ = np.histogram(np.clip(S[np.triu_indices(n, 1)], -1, 1), bins=2000, range=(-1, 1))
+    assert np.array_equal(part.hist.counts, ref)
+    # ... and against one full product up to its last-bit differences (cuVS #1056): only
+    # values within 1e-6 of an edge may land in the neighbouring bin.
+    ref, edges = np.histogram(np.clip(v, -1, 1), bins=2000, range=(-1, 1))
+    dist = np.abs(((v.astype(np.float64) + 1) * 1000) - np.round((v.astype(np.float64) + 1) * 1000)) / 1000
+    near_edge = int((dist < 1e-6).sum())
+    assert np.abs(part.hist.counts - ref).sum() <= 2 * near_edge
+    m = part.moments.result()
+    assert m["n_pairs"] == v.size
+    assert abs(m["mean"] - v.mean(dtype=np.float64)) < 1e-6
+    assert abs(m["var"] - v.var(dtype=np.float64)) < 1e-6
+    assert m["min"] == v.min() and m["max"] == v.max()
+    F = A @ A.T
+    np.fill_diagonal(F, -np.inf)
+    order = np.argsort(-F, axis=1, kind="stable")[:, :10]
+    top = np.take_along_axis(F, order, axis=1)
+    np.testing.assert_allclose(part.topk.vals, top, atol=1e-6)
+    same = part.topk.idx == order
+    # Where indices differ, the two values tie to float32 rounding (blockwise vs full product).
+    assert same.mean() > 0.999
+    np.testing.assert_allclose(F[np.arange(len(F))[:, None], part.topk.idx][~same], top[~same], atol=1e-6)
+
+
+def test_results_do_not_depend_on_how_tiles_are_split(spaces):
+    _, A, _ = spaces
+    tiles = plan_tiles(A.shape[0], 700)
+    whole = run_all(A, 700)
+    diag = pass_one(A, [t for t in tiles if t.diagonal], bins=2000, k=10)
+    off = [t for t in tiles if not t.diagonal]
+    pieces = [pass_one(A, off[i::3], bins=2000, k=10, floor=diag.topk.threshold()) for i in (2, 0, 1)]
+    merged = new_partial(A.shape[0], 2000, 10)
+    for p in [pieces[0], diag, pieces[2], pieces[1]]:
+        merged.merge(p)
+    assert merged.moments.result() == whole.moments.result()  # the same bits
+    assert np.array_equal(merged.hist.counts, whole.hist.counts)
+    assert np.array_equal(merged.topk.idx, whole.topk.idx) and np.array_equal(merged.topk.vals, whole.topk.vals)
+
+
+def test_rank_agreement_within_bound_of_scipy(spaces):
+    words, A, B = spaces
+    pa, pb = run_all(A, 1500), run_all(B, 1500)
+    K = 2048
+    luts = [equal_mass_lut(p.fine.counts, K) for p in (pa, pb)]
+    joint = pass_two([A, B], luts, plan_tiles(A.shape[0], 1500), [(0, 1)], K)[(0, 1)].counts
+    va, vb = upper(A), upper(B)
+    assert joint.sum() == va.size
+    rho, rho_bound = spearman_interval(joint)
+    tau, tau_bound = kendall_interval(joint)
+    exact_rho = st.spearmanr(va, vb).statistic
+    exact_tau = st.kendalltau(va, vb).statistic
+    assert rho_bound <= 2e-3 and tau_bound <= 2e-3
+    assert abs(rho - exact_rho) <= rho_bound
+    assert abs(tau - exact_tau) <= tau_bound
+    assert 0.05 < exact_rho < 0.95  # two real, different, related models
+
+
+def test_rank_interval_is_exact_when_bins_separate_everything():
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal(300), rng.standard_normal(300)
+    N = np.zeros((300, 300))
+    N[st.rankdata(x).astype(int) - 1, st.rankdata(y).astype(int) - 1] = 1
+    rho, rb = spearman_interval(N)
+    tau, tb = kendall_interval(N)
+    assert rb < 1e-12 and tb < 1e-12
+    assert rho == pytest.approx(st.spearmanr(x, y).statistic, abs=1e-12)
+    assert tau == pytest.approx(st.kendalltau(x, y).statistic, abs=1e-12)
+
+
+def test_group_statistics_equal_direct_computation(spaces):
+    words, A, _ = spaces
+    index = {w: i for i, w in enumerate(words)}
+    from embcompare.datasets.bats import load_bats
+
+    groups = {**wordnet_groups(WordNet(), index), **bats_groups(load_bats(), index),
+              "random": random_pairs(len(words), 5000, seed=0)}
+    assert len(groups["wordnet_synonym"]) > 100 and len(groups["random"]) == 5000
+    assert np.array_equal(groups["random"], random_pairs(len(words), 5000, seed=0))
+    F = A @ A.T
+    binning = UniformBins(2000)
+    for name, pairs in groups.items():
+        if len(pairs) == 0:
+            continue
+        assert (pairs[:, 0] < pairs[:, 1]).all()
+        direct = F[pairs[:, 0], pairs[:, 1]].astype(np.float64)
+        s = group_stats(pair_cosines(A, pairs), binning)
+        assert s["n_pairs"] == len(pairs)
+        assert s["mean"] == pytest.approx(direct.mean(), abs=1e-6)
+        assert s["var"] == pytest.approx(direct.var(), abs=1e-6)
+        assert sum(s["hist"]) == len(pairs)
+    syn = F[groups["wordnet_synonym"][:, 0], groups["wordnet_synonym"][:, 1]].mean()
+    rnd = F[groups["random"][:, 0], groups["random"][:, 1]].mean()
+    assert syn > rnd + 0.1  # synonyms are closer than random pairs in GloVe
+
+
+def test_binning_is_exact_at_edges():
+    bins = 2000
+    b = UniformBins(bins)
+    edges32 = b.edges.astype(np.float32)
+    vals = np.concatenate([edges32, np.nextafter(edges32, -2), np.nextafter(edges32, 2),
+                           np.float32([-1, 1, 0, -0.0, 1e-9, -1e-9, -1e-30, 0.5, -0.5]),
+                           np.random.default_rng(0).uniform(-1, 1, 100000).astype(np.float32)])
+    vals = np.clip(vals, -1, 1).astype(np.float32)
+    ref, _ = np.histogram(vals, bins=bins, range=(-1, 1))
+    assert np.array_equal(b.counts(vals), ref)
+    for bins in (7, 1000, 4096):
+        ref, _ = np.histogram(vals, bins=bins, range=(-1, 1))
+        assert np.array_equal(UniformBins(bins).counts(vals), ref)
+    fine = fine_index(vals)
+    ref = np.searchsorted(np.linspace(-1, 1, 2 ** 20 + 1), vals.astype(np.float64), side="right") - 1
+    assert np.array_equal(fine, np.minimum(ref, 2 ** 20 - 1))
+
+
+def test_zero_vectors_are_left_out_and_non_finite_is_an_error():
+    X = np.array([[1, 0], [0, 0], [0, 2]], dtype=np.float32)
+    U, zero = normalize(X, ["a", "b", "c"])
+    assert zero.tolist() == [False, True, False] and U.shape == (2, 2)
+    assert np.allclose(np.linalg.norm(U, axis=1), 1)
+    with pytest.raises(NonFiniteVector, match="'b'"):
+        normalize(np.array([[1, 0], [np.nan, 1]], dtype=np.float32), ["a", "b"])
