@@ -24,10 +24,17 @@ def _keyed_vectors(cfg: Mapping[str, Any]) -> Embedder:
     return keyed_vectors(cfg)
 
 
+def _transformers(cfg: Mapping[str, Any]) -> Embedder:
+    from .transformer import TransformerEmbedder
+
+    return TransformerEmbedder(cfg)
+
+
 BACKENDS: dict[str, Callable[[Mapping[str, Any]], Embedder]] = {
     "glove_npy": _glove_npy,
     "keyed_vectors": _keyed_vectors,
     "sentence_transformers": _sentence_transformers,
+    "transformers": _transformers,
 }
 
 
