@@ -98,3 +98,17 @@ def test_config_errors_name_the_problem(tmp_path: Path):
     with pytest.raises(ModelConfigError, match="does not exist"):
         build_embedder({"name": "t", "backend": "keyed_vectors", "path": str(tmp_path / "none.bin")})
     assert {"glove_6b_50d", "sbert_minilm"} <= set(available_models())
+
+
+def test_use_without_tensorflow_says_what_to_install():
+    try:  # USE is an optional extra; `make test` leaves TensorFlow out
+        import tensorflow_hub  # noqa: F401
+        has_tf = True
+    except ImportError:
+        has_tf = False
+    if not has_tf:
+        with pytest.raises(ModelConfigError, match=r"pip install 'embcompare\[use\]'"):
+            build_embedder(load_model_config("use_large"))
+    else:
+        with pytest.raises(ModelConfigError, match="give 'path'"):
+            build_embedder({"name": "u", "backend": "use"})

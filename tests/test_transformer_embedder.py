@@ -69,13 +69,14 @@ def hand_vector(model, tokenizer, word, prefix="", suffix="", layer=-1, pooling=
     with torch.no_grad():
         h = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states[layer][0].numpy()
     sel = h[pos]
-    return {"mean": sel.mean(0), "first": sel[0], "last": sel[-1]}[pooling], len(pos)
+    return {"mean": sel.mean(0), "first": sel[0], "last": sel[-1], "cls": h[0]}[pooling], len(pos)
 
 
 @pytest.mark.parametrize("kind", ["llama", "mistral", "bert"])
 @pytest.mark.parametrize("template,pooling,layer", [("{word}", "mean", -1), ("{word}", "first", 1),
                                                      ("the word {word} here", "mean", -1),
-                                                     ("the word {word} here", "last", 0)])
+                                                     ("the word {word} here", "last", 0),
+                                                     ("{word}", "cls", -1)])
 def test_pooling_takes_exactly_the_words_tokens(tmp_path, kind, template, pooling, layer, bpe_tokenizer,
                                                 wordpiece_tokenizer):
     tokenizer = wordpiece_tokenizer if kind == "bert" else bpe_tokenizer

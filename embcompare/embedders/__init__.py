@@ -30,11 +30,25 @@ def _transformers(cfg: Mapping[str, Any]) -> Embedder:
     return TransformerEmbedder(cfg)
 
 
+def _api(cfg: Mapping[str, Any]) -> Embedder:
+    from .api import APIEmbedder
+
+    return APIEmbedder(cfg)
+
+
+def _use(cfg: Mapping[str, Any]) -> Embedder:
+    from .use import USEEmbedder
+
+    return USEEmbedder(cfg)
+
+
 BACKENDS: dict[str, Callable[[Mapping[str, Any]], Embedder]] = {
     "glove_npy": _glove_npy,
     "keyed_vectors": _keyed_vectors,
     "sentence_transformers": _sentence_transformers,
     "transformers": _transformers,
+    "api": _api,
+    "use": _use,
 }
 
 

@@ -3,7 +3,8 @@
 Decontextualised embedding of a word (the paper's rule, DESIGN.md): feed the word alone (or
 inside ``template``), take the chosen layer's hidden states over the word's own subword
 tokens, located by the tokenizer's character offsets with special tokens (BOS/EOS/CLS/SEP)
-left out, and pool them (mean, first or last).
+left out, and pool them (mean, first or last). ``cls`` pooling takes the sequence's first
+token instead (SimCSE's [CLS]), with right padding always at position 0.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import numpy as np
 from .base import Embedded, ModelConfigError, file_sha256, resolve_path
 from .sentence import pick_device
 
-POOLINGS = ("mean", "first", "last")
+POOLINGS = ("mean", "first", "last", "cls")  # cls: the sequence's first token (BERT's [CLS])
 DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
           "float16": "float16", "fp16": "float16"}
 
@@ -45,6 +46,8 @@ def span_mask(offsets: np.ndarray, special: np.ndarray, attention: np.ndarray,
 
 def pool(hidden: np.ndarray, mask: np.ndarray, how: str) -> np.ndarray:
     """(batch, dim) pooled over the masked tokens of (batch, tokens, dim) hidden states."""
+    if how == "cls":
+        return hidden[:, 0]
     if how == "mean":
         m = mask[..., None].astype(hidden.dtype)
         return (hidden * m).sum(axis=1) / np.maximum(m.sum(axis=1), 1)
