@@ -38,6 +38,12 @@ class SimilarityWorker:
         from embcompare.backend import array_namespace
 
         self._limits = threadpool_limits(max(1, threads))  # BLAS gets this actor's CPU share
+        try:
+            import numba
+
+            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        except ImportError:
+            pass
         self.xp = array_namespace(backend)
         self.mats = [self.xp.asarray(m) for m in mats]
 

@@ -4,7 +4,7 @@ import pytest
 import scipy.stats as st
 
 from embcompare.embedders import build_embedder
-from embcompare.similarity.binning import UniformBins, equal_mass_lut, fine_index
+from embcompare.similarity.binning import FINE_BITS, UniformBins, equal_mass_lut, fine_index
 from embcompare.similarity.engine import new_partial, pass_one, pass_two
 from embcompare.similarity.groups import bats_groups, group_stats, pair_cosines, random_pairs, wordnet_groups
 from embcompare.similarity.rank import kendall_interval, spearman_interval
@@ -25,10 +25,13 @@ def spaces(glove_cfg, minilm_cfg):
     return g.words, A, B
 
 
-def run_all(X, block, k=10, bins=2000):
+def run_all(X, block, k=10, bins=2000, fused=None):
+    """The job's two stages: diagonal tiles, then the rest with the top-k floors they give.
+    ``fused``: the Numba kernel (True), the array-namespace handlers that CuPy runs (False)."""
     tiles = plan_tiles(X.shape[0], block)
-    diag = pass_one(X, [t for t in tiles if t.diagonal], bins=bins, k=k)
-    off = pass_one(X, [t for t in tiles if not t.diagonal], bins=bins, k=k, floor=diag.topk.threshold())
+    diag = pass_one(X, [t for t in tiles if t.diagonal], bins=bins, k=k, fused=fused)
+    off = pass_one(X, [t for t in tiles if not t.diagonal], bins=bins, k=k, floor=diag.topk.threshold(),
+                   fused=fused)
     part = new_partial(X.shape[0], bins, k)
     part.merge(diag)
     part.merge(off)
@@ -39,12 +42,12 @@ def upper(X):
     return (X @ X.T)[np.triu_indices(X.shape[0], 1)]
 
 
-@pytest.mark.parametrize("block", [997, 2048])
-def test_histogram_moments_and_topk_equal_the_full_matrix(spaces, block):
+@pytest.mark.parametrize("block,fused", [(997, True), (2048, True), (997, False)])
+def test_histogram_moments_and_topk_equal_the_full_matrix(spaces, block, fused):
     words, A, _ = spaces
     n = len(words)
     assert n > 2000
-    part = run_all(A, block)
+    part = run_all(A, block, fused=fused)
     v = upper(A)
     assert part.hist.counts.sum() == n * (n - 1) // 2
     # Exact against the same tile products assembled into the full matrix ...
@@ -73,6 +76,26 @@ def test_histogram_moments_and_topk_equal_the_full_matrix(spaces, block):
     # Where indices differ, the two values tie to float32 rounding (blockwise vs full product).
     assert same.mean() > 0.999
     np.testing.assert_allclose(F[np.arange(len(F))[:, None], part.topk.idx][~same], top[~same], atol=1e-6)
+
+
+def test_fused_kernel_equals_the_array_handlers(spaces):
+    """The CPU kernel and the handlers CuPy runs give the same counts and neighbours."""
+    _, _, B = spaces
+    a, b = run_all(B, 1100, fused=True), run_all(B, 1100, fused=False)
+    assert np.array_equal(a.hist.counts, b.hist.counts) and np.array_equal(a.fine.counts, b.fine.counts)
+    assert np.array_equal(a.topk.idx, b.topk.idx) and np.array_equal(a.topk.vals, b.topk.vals)
+    ma, mb = a.moments.result(), b.moments.result()
+    assert ma["min"] == mb["min"] and ma["max"] == mb["max"] and ma["n_pairs"] == mb["n_pairs"]
+    assert ma["mean"] == pytest.approx(mb["mean"], abs=1e-9) and ma["var"] == pytest.approx(mb["var"], abs=1e-9)
+
+
+def test_ties_break_towards_the_smaller_index_in_both_paths():
+    # Four copies of one vector and two of another: many exact ties.
+    X = np.array([[1, 0]] * 4 + [[0.6, 0.8]] * 2 + [[0, 1]], dtype=np.float32)
+    for fused in (True, False):
+        part = run_all(X, 3, k=3, fused=fused)
+        assert part.topk.idx[0].tolist() == [1, 2, 3]
+        assert part.topk.idx[6].tolist() == [4, 5, 0]
 
 
 def test_results_do_not_depend_on_how_tiles_are_split(spaces):
@@ -160,8 +183,8 @@ def test_binning_is_exact_at_edges():
         ref, _ = np.histogram(vals, bins=bins, range=(-1, 1))
         assert np.array_equal(UniformBins(bins).counts(vals), ref)
     fine = fine_index(vals)
-    ref = np.searchsorted(np.linspace(-1, 1, 2 ** 20 + 1), vals.astype(np.float64), side="right") - 1
-    assert np.array_equal(fine, np.minimum(ref, 2 ** 20 - 1))
+    ref = np.searchsorted(np.linspace(-1, 1, 2 ** FINE_BITS + 1), vals.astype(np.float64), side="right") - 1
+    assert np.array_equal(fine, np.minimum(ref, 2 ** FINE_BITS - 1))
 
 
 def test_zero_vectors_are_left_out_and_non_finite_is_an_error():

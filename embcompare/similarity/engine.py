@@ -42,11 +42,32 @@ def new_partial(n: int, bins: int, k: int, floor: np.ndarray | None = None) -> M
     return ModelPartial(Histogram(bins), FineHistogram(), Moments(), TopK(n, k, floor) if k else None)
 
 
+def _fused_available() -> bool:
+    try:
+        from . import fused  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def pass_one(Xd, tiles: Sequence[Tile], *, bins: int, k: int, floor: np.ndarray | None = None,
-             xp: ModuleType = np) -> ModelPartial:
+             xp: ModuleType = np, fused: bool | None = None) -> ModelPartial:
     """Histogram, fine histogram, moments and top-k of one model (unit rows ``Xd`` on the
-    device) over ``tiles``."""
+    device) over ``tiles``.
+
+    On NumPy with Numba installed (``fused`` None or True), each tile is read once by the fused
+    CPU kernel; otherwise (CuPy, or ``fused=False``) by the array-namespace handlers.
+    """
     part = new_partial(Xd.shape[0], bins, k, floor)
+    if fused is None:
+        fused = xp is np and k > 0 and _fused_available()
+    if fused:
+        from .fused import tile_pass
+
+        ws = None
+        for t in tiles:
+            ws = tile_pass(tile_product(Xd, t), t, part.hist, part.fine, part.moments, part.topk, ws)
+        return part
     for t in tiles:
         S = tile_product(Xd, t)
         vals = upper_values(S, xp) if t.diagonal else S

@@ -75,7 +75,12 @@ def plan_tiles(n: int, block: int) -> list[Tile]:
 
 def tile_product(Xd, tile: Tile):
     """The tile's cosines: rows i0:i1 against rows j0:j1 of the unit matrix on the device."""
-    return Xd[tile.i0: tile.i1] @ Xd[tile.j0: tile.j1].T
+    A, B = Xd[tile.i0: tile.i1], Xd[tile.j0: tile.j1]
+    if tile.diagonal:
+        # NumPy sends A @ A.T to BLAS syrk, which OpenBLAS runs at half gemm's speed here
+        # (benchmarks/README.md): a copy of the b x d block makes it a gemm.
+        B = B.copy()
+    return A @ B.T
 
 
 def upper_values(S, xp: ModuleType):
