@@ -29,8 +29,11 @@ wordnet:
 		     "(or 'python -m nltk.downloader wordnet', or set vocab.wordnet_dir=...)"; exit 1; \
 	fi
 
+MODELS ?= glove_6b_50d,sbert_minilm,smollm2_135m
+
 run: setup
-	$(PY) jobs/extract.py 'model=[glove_6b_50d,sbert_minilm]' out_dir=$(OUT) $(ARGS)
+	$(PY) jobs/extract.py 'model=[$(MODELS)]' out_dir=$(OUT) $(ARGS)
+	$(PY) jobs/similarity.py 'models=[$(MODELS)]' out_dir=$(OUT) $(ARGS)
 
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(ARGS)
