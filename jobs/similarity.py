@@ -149,21 +149,27 @@ def load_models(cfg: DictConfig) -> tuple[list[str], list[np.ndarray], dict[str,
     return words, mats, info
 
 
-def group_rows(words: list[str], X: np.ndarray, gcfg: DictConfig, bins: int) -> list[dict]:
+def group_pairs(words: list[str], gcfg: DictConfig, wordnet_dir: str | None) -> dict[str, np.ndarray]:
+    """The labelled pair groups over ``words``: (m, 2) index arrays, built once for all models."""
     from embcompare.datasets.bats import DEFAULT_BATS_DIR, load_bats
-    from embcompare.similarity.binning import UniformBins
-    from embcompare.similarity.groups import (bats_groups, group_stats, pair_cosines, random_pairs,
-                                              wordnet_groups)
+    from embcompare.similarity.groups import bats_groups, random_pairs, wordnet_groups
     from embcompare.vocab import WordNet
 
     index = {w: i for i, w in enumerate(words)}
     groups: dict[str, np.ndarray] = {}
     if gcfg.wordnet:
-        groups.update(wordnet_groups(WordNet(), index))
+        groups.update(wordnet_groups(WordNet(wordnet_dir), index))
     if gcfg.bats:
         groups.update(bats_groups(load_bats(gcfg.bats_dir or DEFAULT_BATS_DIR), index))
     if gcfg.random_pairs:
         groups["random"] = random_pairs(len(words), int(gcfg.random_pairs), int(gcfg.seed))
+    return groups
+
+
+def group_rows(X: np.ndarray, groups: dict[str, np.ndarray], bins: int) -> list[dict]:
+    from embcompare.similarity.binning import UniformBins
+    from embcompare.similarity.groups import group_stats, pair_cosines
+
     binning = UniformBins(bins)
     return [{"group": g, **group_stats(pair_cosines(X, p), binning)} for g, p in groups.items()]
 
@@ -244,13 +250,14 @@ def main(cfg: DictConfig) -> None:
     for w in workers:
         ray.kill(w)
 
+    groups = group_pairs(words, scfg.groups, cfg.vocab.wordnet_dir)
     for m, name in enumerate(models):
         d = out / name
         d.mkdir(parents=True, exist_ok=True)
         hist = results.histogram_table(parts[m])
         write_parquet(d / "histogram.parquet", hist)
         write_parquet(d / "neighbors.parquet", results.neighbors_table(parts[m], words))
-        write_parquet(d / "groups.parquet", results.groups_table(group_rows(words, mats[m], scfg.groups, bins)))
+        write_parquet(d / "groups.parquet", results.groups_table(group_rows(mats[m], groups, bins)))
         s = results.summary(parts[m])
         s.update({"model": name, "n_words": n, "models_compared": models, "key": key, "block": block,
                   "bins": bins, "top_k": k, "zero_norm": len(info[name]["zero_norm_words"]),
