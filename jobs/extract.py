@@ -55,7 +55,8 @@ def versions() -> dict[str, str]:
     return out
 
 
-def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, cfg: DictConfig) -> dict[str, Any]:
+def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n_wordnet: int,
+                  cfg: DictConfig) -> dict[str, Any]:
     import ray
     from ray.util import ActorPool
     from tqdm import tqdm
@@ -102,7 +103,8 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, c
     embedded, missing = collect_missing(model_dir, shards)
     manifest = {
         "model": key, "identity": identity, "dim": dim, "key": key_hash,
-        "vocab": {"source": "wordnet", "sha256": vocab_sha, "n_words": len(words),
+        "vocab": {"source": "wordnet + evaluation data sets", "sha256": vocab_sha, "n_words": len(words),
+                  "n_wordnet": n_wordnet, "n_evaluation_extra": len(words) - n_wordnet,
                   "filter": {k: v for k, v in OmegaConf.to_container(cfg.vocab).items() if k != "wordnet_dir"}},
         "counts": {"words": len(words), "embedded": embedded, "missing": len(missing)},
         "missing_words": missing, "shard_size": cfg.extract.shard_size,
@@ -124,13 +126,20 @@ def main(cfg: DictConfig) -> None:
     try:
         models = model_configs(cfg.model)
         words = load_vocab(cfg.vocab)
+        n_wordnet = len(words)
+        if cfg.extract.evaluation_words:
+            from embcompare.datasets import evaluation_words
+
+            have = set(words)
+            words += [w for w in evaluation_words(cfg.extract.bats_dir) if w not in have]
     except (ModelConfigError, WordNetNotFound, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     vocab_sha = words_sha256(words)
-    log.info("vocabulary: %d words (sha256 %s)", len(words), vocab_sha[:12])
+    log.info("vocabulary: %d words, %d from WordNet and %d more from the evaluation data sets (sha256 %s)",
+             len(words), n_wordnet, len(words) - n_wordnet, vocab_sha[:12])
     start_ray(cfg.ray)
     for k, model_cfg in models.items():
-        m = extract_model(model_cfg, words, vocab_sha, cfg)
+        m = extract_model(model_cfg, words, vocab_sha, n_wordnet, cfg)
         c = m["counts"]
         print(f"{k}: dim {m['dim']}, embedded {c['embedded']} of {c['words']} words, missing {c['missing']}, "
               f"{m['time']['seconds_this_run']:.1f} s -> {Path(cfg.out_dir) / 'embeddings' / k}")

@@ -91,7 +91,7 @@ def _all_text(folder) -> str:
 
 def test_job_through_the_api_never_writes_or_prints_the_key(tmp_path):
     env = {**os.environ, "OPENAI_API_KEY": KEY}
-    common = ["model=openai_te3_small", "vocab.max_words=300", "model.openai_te3_small.dim=8",
+    common = ["model=openai_te3_small", "vocab.max_words=300", "extract.evaluation_words=false", "model.openai_te3_small.dim=8",
               "model.openai_te3_small.batch_size=64", "model.openai_te3_small.backoff_s=0.01",
               f"model.openai_te3_small.cache_dir={tmp_path / 'cache'}"]
     with FaultServer(KEY, ["ok", "429", "ok", "500"]) as srv:

@@ -17,6 +17,7 @@ from conftest import ROOT, run_job
 from embcompare import store
 from embcompare.embedders import build_embedder
 from embcompare.embedders.base import resolve_path
+from embcompare.datasets import evaluation_words
 from embcompare.vocab import VocabFilter, load_words, words_sha256
 
 N = 2000
@@ -32,25 +33,29 @@ def two_models(tmp_path_factory):
 
 def test_job_writes_the_store_of_the_contract(two_models, glove_cfg):
     out, proc = two_models
-    words = load_words(filt=VocabFilter(max_words=N))
+    wordnet = load_words(filt=VocabFilter(max_words=N))
+    # The evaluation data sets' words come after WordNet's, so a model embeds every word they use.
+    words = wordnet + [w for w in evaluation_words() if w not in set(wordnet)]
+    assert {"athens", "bow wow"} <= set(words[N:])
     for model, dim in [("glove_6b_50d", 50), ("sbert_minilm", 384)]:
         d = out / "embeddings" / model
         parts = sorted(p.name for p in d.iterdir())
-        assert parts == ["manifest.json", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+        assert parts == ["manifest.json"] + [f"part-{i:05d}.parquet" for i in range(-(-len(words) // 700))]
         schema = pq.read_schema(d / "part-00000.parquet")
         assert schema.field("vector").type == pa.list_(pa.float32(), dim)
         assert schema.field("n_tokens").type == pa.int32() and schema.field("word").type == pa.string()
         man = json.loads((d / "manifest.json").read_text())
         assert man["vocab"]["sha256"] == words_sha256(words) and man["dim"] == dim
         got, mat = store.read_embeddings(d)
-        assert man["counts"] == {"words": N, "embedded": len(got), "missing": len(man["missing_words"])}
-        assert sorted(got + man["missing_words"]) == words
-        assert f"{model}: dim {dim}, embedded {len(got)} of {N}" in proc.stdout
+        assert man["counts"] == {"words": len(words), "embedded": len(got), "missing": len(man["missing_words"])}
+        assert man["vocab"]["n_wordnet"] == N
+        assert sorted(got + man["missing_words"]) == sorted(words)
+        assert f"{model}: dim {dim}, embedded {len(got)} of {len(words)}" in proc.stdout
     # The stored GloVe rows are the package's rows, and only GloVe lacks words.
     got, mat = store.read_embeddings(out / "embeddings" / "glove_6b_50d")
     direct = build_embedder(glove_cfg).embed(words)
     assert got == direct.words and np.array_equal(mat, direct.vectors)
-    assert 0 < len(direct.missing) < N
+    assert "athens" in got and "bow wow" in direct.missing  # GloVe has no multi-word entries
     assert json.loads((out / "embeddings" / "sbert_minilm" / "manifest.json").read_text())["counts"]["missing"] == 0
 
 
@@ -62,7 +67,8 @@ def test_killed_job_resumes_to_identical_files(tmp_path, two_models):
     """SIGKILL the whole job (driver and its Ray) after a few shards, rerun, compare bytes."""
     out = tmp_path / "killed"
     model_dir = out / "embeddings" / "sbert_minilm"
-    args = ["model=sbert_minilm", f"vocab.max_words={N}", "extract.shard_size=100", "ray.num_cpus=2"]
+    args = ["model=sbert_minilm", f"vocab.max_words={N}", "extract.shard_size=100", "ray.num_cpus=2",
+            "extract.evaluation_words=false"]
     cmd = [sys.executable, str(ROOT / "jobs" / "extract.py"), *args, f"out_dir={out}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -92,9 +98,9 @@ def test_killed_job_resumes_to_identical_files(tmp_path, two_models):
 
 def test_changed_config_redoes_stale_shards(tmp_path):
     out = tmp_path / "o"
-    run_job("extract.py", "model=glove_6b_50d", "vocab.max_words=900", f"out_dir={out}", "extract.shard_size=400")
-    proc = run_job("extract.py", "model=glove_6b_50d", "vocab.max_words=500", f"out_dir={out}",
-                   "extract.shard_size=400")
+    args = ["model=glove_6b_50d", f"out_dir={out}", "extract.shard_size=400", "extract.evaluation_words=false"]
+    run_job("extract.py", "vocab.max_words=900", *args)
+    proc = run_job("extract.py", "vocab.max_words=500", *args)
     assert "2 of 2 shards to embed" in proc.stdout + proc.stderr
     words, _ = store.read_embeddings(out / "embeddings" / "glove_6b_50d")
     man = store.read_manifest(out / "embeddings" / "glove_6b_50d")
