@@ -79,19 +79,59 @@ def pair_questions(pairs: Sequence[tuple[str, Sequence[str]]]) -> list[Question]
             for i, (a, ap) in enumerate(pairs) for j, (b, bp) in enumerate(pairs) if i != j]
 
 
-def _rank_and_pick(xp, scores, excluded: list[list[int]], answers: list[list[int]]):
-    """Mask the excluded candidates, then (argmax index, rank of the best answer) per row."""
-    rows = np.concatenate([[r] * len(e) for r, e in enumerate(excluded)]).astype(np.int64) if excluded else []
-    cols = np.concatenate(excluded).astype(np.int64) if excluded else []
-    if len(rows):
-        scores[xp.asarray(rows), xp.asarray(cols)] = -xp.inf
-    pred = scores.argmax(axis=1)
-    a_rows = np.concatenate([[r] * len(a) for r, a in enumerate(answers)]).astype(np.int64)
-    a_cols = np.concatenate(answers).astype(np.int64)
-    best = np.full(len(answers), -np.inf, dtype=np.float32)
-    np.maximum.at(best, a_rows, _np(scores[xp.asarray(a_rows), xp.asarray(a_cols)]))
-    rank = 1 + _np((scores > xp.asarray(best)[:, None]).sum(axis=1))
-    return _np(pred), rank
+def _scores(method: str, P: dict, C, xp, eps: float):
+    """(questions x candidates) scores of ``method`` for question-side arrays ``P`` against the
+    candidate rows ``C`` (unit vectors)."""
+    if method == "3CosAdd":
+        return P["add"] @ C.T
+    if method == "3CosMul":
+        s = [(P[k] @ C.T + 1) / 2 for k in ("ap", "b", "a")]
+        return s[0] * s[1] / (s[2] + eps)
+    if method == "PairDistance":
+        dist = xp.sqrt(xp.maximum(2 - 2 * (P["b"] @ C.T), 0))  # |d - b| for unit d, b
+        return ((P["v"] @ C.T) - P["bv"]) / xp.maximum(dist, 1e-12)
+    raise ValueError(f"'{method}' is not a pair method; pair methods: {PAIR_METHODS}")
+
+
+def _sweep(xp, score, n_cand: int, excluded: list[list[int]], answers: list[list[int]], chunk: int):
+    """Argmax over the non-excluded candidates, and rank of the best answer, per question.
+
+    Candidates are scored ``chunk`` columns at a time, so each block of scores stays in cache
+    and is read once. Rank = 1 + the number of candidates, answers and excluded words aside,
+    scoring above the best answer; a hit (the argmax is an answer) has rank 1.
+    """
+    q = len(answers)
+    pairs = []
+    for lists in (excluded, [sorted(set(a) - set(e)) for a, e in zip(answers, excluded)]):
+        rows = np.repeat(np.arange(q), [len(x) for x in lists])
+        pairs.append((rows, np.fromiter((c for x in lists for c in x), dtype=np.int64, count=len(rows))))
+    (ex_r, ex_c), (an_r, an_c) = pairs
+    uniq, pos = np.unique(an_c, return_inverse=True)
+    best = np.full(q, -np.inf, dtype=np.float32)
+    if len(uniq):
+        S_ans = _np(score(uniq).astype(xp.float32, copy=False))
+        np.maximum.at(best, an_r, S_ans[an_r, pos])
+    best_d = xp.asarray(best)[:, None]
+    top = xp.full(q, -xp.inf, dtype=xp.float32)
+    arg = xp.zeros(q, dtype=xp.int64)
+    above = xp.zeros(q, dtype=xp.int64)
+    for c0 in range(0, n_cand, chunk):
+        c1 = min(c0 + chunk, n_cand)
+        S = score(slice(c0, c1)).astype(xp.float32, copy=False)
+        sel = (ex_c >= c0) & (ex_c < c1)
+        S[xp.asarray(ex_r[sel]), xp.asarray(ex_c[sel] - c0)] = -xp.inf
+        am = S.argmax(axis=1)
+        m = xp.take_along_axis(S, am[:, None], axis=1)[:, 0]
+        better = m > top
+        top = xp.where(better, m, top)
+        arg = xp.where(better, am + c0, arg)
+        sel = (an_c >= c0) & (an_c < c1)
+        S[xp.asarray(an_r[sel]), xp.asarray(an_c[sel] - c0)] = -xp.inf
+        above += xp.count_nonzero(S > best_d, axis=1)
+    arg, rank = _np(arg), 1 + _np(above)
+    hit = np.array([a in set(ans) for a, ans in zip(arg.tolist(), answers)], dtype=bool)
+    rank[hit] = 1  # the answer's own score from the small product may differ in its last bit
+    return arg, rank
 
 
 def _np(a) -> np.ndarray:
@@ -101,8 +141,9 @@ def _np(a) -> np.ndarray:
 
 
 def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[str], eps: float = 1e-3,
-                 batch: int = 512) -> list[Answered]:
-    """The pair methods over ``questions``, ``batch`` questions per matrix product."""
+                 batch: int = 512, chunk: int = 8192) -> list[Answered]:
+    """The pair methods over ``questions``: ``batch`` questions at a time against the candidates,
+    ``chunk`` candidates per matrix product."""
     xp, E = space.xp, space.E
     out: list[Answered] = []
     ok = []
@@ -113,34 +154,23 @@ def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[
             out.extend(Answered(q, m, oov=True) for m in methods)
         else:
             ok.append((q, space.index[q.a], ap[0], space.index[q.b], ap, ans))
+    n_cand = E.shape[0]
     for s in range(0, len(ok), batch):
-        chunk = ok[s: s + batch]
-        ia = xp.asarray(np.array([c[1] for c in chunk]))
-        iap = xp.asarray(np.array([c[2] for c in chunk]))
-        ib = xp.asarray(np.array([c[3] for c in chunk]))
-        A, Ap, B = E[ia], E[iap], E[ib]
-        excluded = [sorted({c[1], c[3], *c[4]}) for c in chunk]
-        answers = [c[5] for c in chunk]
-        need_cos = {"3CosMul"} & set(methods)
-        if need_cos:
-            ca, cap, cb = A @ E.T, Ap @ E.T, B @ E.T
+        rows = ok[s: s + batch]
+        A, Ap, B = (E[xp.asarray(np.array([r[i] for r in rows]))] for i in (1, 2, 3))
+        v = Ap - A
+        v = v / xp.maximum(xp.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+        P = {"add": Ap - A + B, "a": A, "ap": Ap, "b": B, "v": v, "bv": (B * v).sum(axis=1, keepdims=True)}
+        excluded = [sorted({r[1], r[3], *r[4]}) for r in rows]
+        answers = [r[5] for r in rows]
         for m in methods:
-            if m == "3CosAdd":
-                scores = (Ap - A + B) @ E.T
-            elif m == "3CosMul":
-                scores = ((cap + 1) / 2) * ((cb + 1) / 2) / ((ca + 1) / 2 + eps)
-            elif m == "PairDistance":
-                v = Ap - A
-                v = v / xp.maximum(xp.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-                dist = xp.sqrt(xp.maximum(2 - 2 * (B @ E.T), 0))  # |d - b| for unit d, b
-                scores = ((v @ E.T) - (B * v).sum(axis=1, keepdims=True)) / xp.maximum(dist, 1e-12)
-            else:
+            if m not in PAIR_METHODS:
                 raise ValueError(f"'{m}' is not a pair method; pair methods: {PAIR_METHODS}")
-            scores = scores.astype(xp.float32)
-            pred, rank = _rank_and_pick(xp, scores, excluded, answers)
-            for c, p, r in zip(chunk, pred, rank):
-                out.append(Answered(c[0], m, oov=False, predicted=space.words[p], rank=int(r),
-                                    correct=int(p) in set(c[5])))
+            pred, rank = _sweep(xp, lambda cols: _scores(m, P, E[cols], xp, eps), n_cand, excluded,
+                                answers, chunk)
+            for r, p, k in zip(rows, pred, rank):
+                out.append(Answered(r[0], m, oov=False, predicted=space.words[p], rank=int(k),
+                                    correct=int(p) in set(r[5])))
     return out
 
 
@@ -169,8 +199,8 @@ def answer_sets(space: Space, pairs: Sequence[tuple[str, Sequence[str]]], method
                 scores = _lrcos_scores(space, train, cos_b, rng, n_random_negatives)
             else:
                 raise ValueError(f"'{m}' is not a set method; set methods: {SET_METHODS}")
-            scores = scores.astype(xp.float32)[None, :]
-            pred, rank = _rank_and_pick(xp, scores, [[ib]], [ans])
+            sc = scores.astype(xp.float32, copy=False)[None, :]
+            pred, rank = _sweep(xp, lambda cols: sc[:, cols], sc.shape[1], [[ib]], [ans], sc.shape[1])
             out.append(Answered(q, m, oov=False, predicted=space.words[int(pred[0])], rank=int(rank[0]),
                                 correct=int(pred[0]) in set(ans)))
     return out
