@@ -34,6 +34,7 @@ MODELS ?= glove_6b_50d,sbert_minilm,smollm2_135m
 run: setup
 	$(PY) jobs/extract.py 'model=[$(MODELS)]' out_dir=$(OUT) $(ARGS)
 	$(PY) jobs/similarity.py 'models=[$(MODELS)]' out_dir=$(OUT) $(ARGS)
+	$(PY) jobs/analogy.py 'models=[$(MODELS)]' out_dir=$(OUT)
 
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(ARGS)
