@@ -38,6 +38,15 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_table(path: str | os.PathLike, table: pa.Table) -> None:
+    """Write an Arrow table as Parquet, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(path)
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
 def embeddings_table(words: Sequence[str], vectors: np.ndarray, n_tokens: Sequence[int]) -> pa.Table:
     """Arrow table of the store's schema; ``vectors`` is (n, d) and becomes float32."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)

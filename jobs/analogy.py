@@ -81,14 +81,12 @@ def evaluate_model(model: str, store_dir: str, cfg: dict) -> dict[str, Any]:
             "seconds": time.time() - t0, "n_candidates": len(space.words)}
 
 
-def write_parquet(path: Path, rows: list[dict]) -> None:
+def write_rows(path: Path, rows: list[dict]) -> None:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{path.name}")
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    tmp.replace(path)
+    from embcompare.store import write_table
+
+    write_table(path, pa.Table.from_pylist(rows))
 
 
 @hydra.main(config_path="../conf", config_name="analogy", version_base="1.3")
@@ -118,10 +116,10 @@ def main(cfg: DictConfig) -> None:
             raise SystemExit(f"error: analogy failed: {unwrap(e)}") from None
         results += r["results"]
         wordsim += r["wordsim"]
-        write_parquet(Path(cfg.out_dir) / "analogy" / "questions" / f"{r['model']}.parquet", r["questions"])
+        write_rows(Path(cfg.out_dir) / "analogy" / "questions" / f"{r['model']}.parquet", r["questions"])
         log.info("%s: %d candidate words, %.1f s", r["model"], r["n_candidates"], r["seconds"])
-    write_parquet(Path(cfg.out_dir) / "analogy" / "results.parquet", results)
-    write_parquet(Path(cfg.out_dir) / "wordsim" / "results.parquet", wordsim)
+    write_rows(Path(cfg.out_dir) / "analogy" / "results.parquet", results)
+    write_rows(Path(cfg.out_dir) / "wordsim" / "results.parquet", wordsim)
     import pandas as pd
 
     df = pd.DataFrame(results)

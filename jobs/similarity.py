@@ -186,6 +186,7 @@ def main(cfg: DictConfig) -> None:
     from embcompare.similarity.engine import new_partial
     from embcompare.similarity.tiles import choose_block, plan_tiles
     from embcompare.backend import array_namespace
+    from embcompare.vocab import words_sha256
 
     scfg = cfg.similarity
     models = [str(m) for m in cfg.models]
@@ -202,7 +203,7 @@ def main(cfg: DictConfig) -> None:
                                                                        array_namespace(scfg.backend))
     tiles = plan_tiles(n, block)
     key = hashlib.sha256(json.dumps({
-        "models": models, "keys": [info[m]["embeddings_key"] for m in models], "words": store_words_sha(words),
+        "models": models, "keys": [info[m]["embeddings_key"] for m in models], "words": words_sha256(words),
         "bins": scfg.bins, "k": scfg.top_k, "rank_bins": scfg.rank_bins, "block": block}).encode()).hexdigest()
     ckpt = Checkpoint(out / ".checkpoint" / f"{key[:16]}.pkl", key, float(scfg.checkpoint_every_s))
 
@@ -255,9 +256,9 @@ def main(cfg: DictConfig) -> None:
         d = out / name
         d.mkdir(parents=True, exist_ok=True)
         hist = results.histogram_table(parts[m])
-        write_parquet(d / "histogram.parquet", hist)
-        write_parquet(d / "neighbors.parquet", results.neighbors_table(parts[m], words))
-        write_parquet(d / "groups.parquet", results.groups_table(group_rows(mats[m], groups, bins)))
+        store.write_table(d / "histogram.parquet", hist)
+        store.write_table(d / "neighbors.parquet", results.neighbors_table(parts[m], words))
+        store.write_table(d / "groups.parquet", results.groups_table(group_rows(mats[m], groups, bins)))
         s = results.summary(parts[m])
         s.update({"model": name, "n_words": n, "models_compared": models, "key": key, "block": block,
                   "bins": bins, "top_k": k, "zero_norm": len(info[name]["zero_norm_words"]),
@@ -271,26 +272,12 @@ def main(cfg: DictConfig) -> None:
         rows = [results.correlation_row(models[a], models[b], joints[(a, b)].counts) for a, b in pairs]
         import pyarrow as pa
 
-        write_parquet(out / "correlations.parquet", pa.Table.from_pylist(rows))
+        store.write_table(out / "correlations.parquet", pa.Table.from_pylist(rows))
         for r in rows:
             print(f"{r['model_a']} vs {r['model_b']}: spearman {r['spearman']:.4f}, kendall {r['kendall']:.4f} "
                   f"(+-{r['error_bound']:.1e})")
     ckpt.path.unlink(missing_ok=True)
     log.info("similarity done in %.1f s", time.time() - started)
-
-
-def store_words_sha(words: list[str]) -> str:
-    from embcompare.vocab import words_sha256
-
-    return words_sha256(words)
-
-
-def write_parquet(path: Path, table) -> None:
-    import pyarrow.parquet as pq
-
-    tmp = path.with_name(f".tmp-{path.name}")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
 
 
 if __name__ == "__main__":
