@@ -131,6 +131,18 @@ def test_rank_agreement_within_bound_of_scipy(spaces):
     assert 0.05 < exact_rho < 0.95  # two real, different, related models
 
 
+def test_fused_joint_counts_equal_the_array_handlers(spaces):
+    _, A, B = spaces
+    pa, pb = run_all(A, 1500), run_all(B, 1500)
+    luts = [equal_mass_lut(p.fine.counts, 512) for p in (pa, pb)]
+    tiles = plan_tiles(A.shape[0], 1100)
+    fused = pass_two([A, B], luts, tiles, [(0, 1), (1, 0)], 512, fused=True)
+    handlers = pass_two([A, B], luts, tiles, [(0, 1), (1, 0)], 512, fused=False)
+    for p in fused:
+        assert np.array_equal(fused[p].counts, handlers[p].counts)
+    assert np.array_equal(fused[(0, 1)].counts, fused[(1, 0)].counts.T)
+
+
 def test_rank_interval_is_exact_when_bins_separate_everything():
     rng = np.random.default_rng(3)
     x, y = rng.standard_normal(300), rng.standard_normal(300)

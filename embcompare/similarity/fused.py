@@ -161,3 +161,50 @@ def tile_pass(S: np.ndarray, tile, hist, fine, moments, topk, ws: Workspace | No
         moments.parts[tile.id] = (tile.n_pairs, float(np.sum(ws.s1)), float(np.sum(ws.s2)),
                                   float(ws.mn.min()), float(ws.mx.max()))
     return ws
+
+
+@nb.njit(parallel=True, cache=True)
+def _coarse_index(S, diag, lut, fine_half, out):
+    """The equal-mass bin of every pair of a tile (upper triangle when ``diag``), row-major, as
+    ``pass_two``'s handlers order them."""
+    bi, bj = S.shape
+    n_fine = lut.shape[0]
+    one = np.float32(1.0)
+    for r in nb.prange(bi):
+        start = r + 1 if diag else 0
+        base = r * bj - (r * (r + 1)) // 2 if diag else r * bj
+        for j in range(start, bj):
+            v = min(max(S[r, j], -one), one)
+            f = min(np.int32(np.floor(v * fine_half) + fine_half), n_fine - 1)
+            out[base + j - start] = lut[f]
+
+
+@nb.njit(parallel=True, cache=True)
+def _joint_counts(a, b, k, n_chunks, out):
+    """Joint counts of two equal-mass bin index arrays into ``out`` (k, k), in row chunks."""
+    n = a.shape[0]
+    per = (n + n_chunks - 1) // n_chunks
+    local = np.zeros((n_chunks, k, k), dtype=np.int32)
+    for c in nb.prange(n_chunks):
+        for t in range(c * per, min(n, (c + 1) * per)):
+            local[c, a[t], b[t]] += 1
+    for c in range(n_chunks):
+        out += local[c]
+
+
+def joint_pass(mats, luts, tiles, model_pairs, joints, bits: int) -> None:
+    """``pass_two`` for NumPy tiles: coarse indices per model, then joint counts per pair."""
+    from .tiles import tile_product
+
+    half = np.float32(2 ** (bits - 1))
+    used = sorted({m for p in model_pairs for m in p})
+    for t in tiles:
+        idx = {}
+        for m in used:
+            S = tile_product(mats[m], t)
+            out = np.empty(t.n_pairs, dtype=np.int32)
+            _coarse_index(S, t.diagonal, luts[m], half, out)
+            idx[m] = out
+        for a, b in model_pairs:
+            # int32 per chunk: a chunk sees at most n_pairs / 2 values, far below 2**31 per tile
+            _joint_counts(idx[a], idx[b], joints[(a, b)].k, 2, joints[(a, b)].counts)
