@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
+# As jobs/similarity.py sets for its workers: OpenBLAS threads stop spinning soon after a
+# product, so the fused kernel's threads that run next get the cores. Before NumPy loads.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
