@@ -64,10 +64,11 @@ class Space:
 
     @classmethod
     def from_vectors(cls, words: Sequence[str], X: np.ndarray, xp: ModuleType = np) -> "Space":
-        n = np.linalg.norm(X.astype(np.float64), axis=1)
-        keep = n > 0
-        U = (X[keep] / n[keep, None]).astype(np.float32)
-        return cls([w for w, k in zip(words, keep) if k], xp.asarray(U), xp)
+        """Unit rows of ``X``; a zero vector is left out (it is no embedding), as in similarity."""
+        from .similarity.tiles import normalize
+
+        U, zero = normalize(X, words)
+        return cls([w for w, z in zip(words, zero) if not z], xp.asarray(U), xp)
 
     def ids(self, words: Sequence[str]) -> list[int]:
         return [self.index[w] for w in words if w in self.index]
@@ -188,7 +189,6 @@ def answer_sets(space: Space, pairs: Sequence[tuple[str, Sequence[str]]], method
         if ib is None or not ans or not train:
             out.extend(Answered(q, m, oov=True) for m in methods)
             continue
-        cos_b = E @ E[ib]
         for m in methods:
             if m == "3CosAvg":
                 tr = xp.asarray(np.array(train))
@@ -196,7 +196,7 @@ def answer_sets(space: Space, pairs: Sequence[tuple[str, Sequence[str]]], method
                 target = E[ib] + offset
                 scores = E @ (target / xp.linalg.norm(target))
             elif m == "LRCos":
-                scores = _lrcos_scores(space, train, cos_b, rng, n_random_negatives)
+                scores = _lrcos_scores(space, train, E @ E[ib], rng, n_random_negatives)
             else:
                 raise ValueError(f"'{m}' is not a set method; set methods: {SET_METHODS}")
             sc = scores.astype(xp.float32, copy=False)[None, :]

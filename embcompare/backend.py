@@ -30,14 +30,6 @@ def to_numpy(a: Any) -> np.ndarray:
     return get() if callable(get) and not isinstance(a, np.ndarray) else np.asarray(a)
 
 
-def namespace_of(a: Any) -> ModuleType:
-    if isinstance(a, np.ndarray):
-        return np
-    import cupy
-
-    return cupy
-
-
 def free_memory_bytes(xp: ModuleType) -> int:
     """Memory a tile may use: free GPU memory under CuPy, available RAM under NumPy."""
     if xp is np:

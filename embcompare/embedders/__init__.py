@@ -1,54 +1,21 @@
 """Embedders: one protocol (``Embedder``), one builder from a model config."""
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+import importlib
+from typing import Any, Mapping
 
 from .base import Embedded, Embedder, ModelConfigError, VectorsFileError
 
 
-def _sentence_transformers(cfg: Mapping[str, Any]) -> Embedder:
-    from .sentence import SentenceTransformerEmbedder
-
-    return SentenceTransformerEmbedder(cfg)
-
-
-def _glove_npy(cfg: Mapping[str, Any]) -> Embedder:
-    from .static import glove_npy
-
-    return glove_npy(cfg)
-
-
-def _keyed_vectors(cfg: Mapping[str, Any]) -> Embedder:
-    from .static import keyed_vectors
-
-    return keyed_vectors(cfg)
-
-
-def _transformers(cfg: Mapping[str, Any]) -> Embedder:
-    from .transformer import TransformerEmbedder
-
-    return TransformerEmbedder(cfg)
-
-
-def _api(cfg: Mapping[str, Any]) -> Embedder:
-    from .api import APIEmbedder
-
-    return APIEmbedder(cfg)
-
-
-def _use(cfg: Mapping[str, Any]) -> Embedder:
-    from .use import USEEmbedder
-
-    return USEEmbedder(cfg)
-
-
-BACKENDS: dict[str, Callable[[Mapping[str, Any]], Embedder]] = {
-    "glove_npy": _glove_npy,
-    "keyed_vectors": _keyed_vectors,
-    "sentence_transformers": _sentence_transformers,
-    "transformers": _transformers,
-    "api": _api,
-    "use": _use,
+# backend -> (module of this package, factory taking the model config); imported on use, so a
+# GloVe-only run never imports torch, TensorFlow or requests.
+BACKENDS: dict[str, tuple[str, str]] = {
+    "glove_npy": ("static", "glove_npy"),
+    "keyed_vectors": ("static", "keyed_vectors"),
+    "sentence_transformers": ("sentence", "SentenceTransformerEmbedder"),
+    "transformers": ("transformer", "TransformerEmbedder"),
+    "api": ("api", "APIEmbedder"),
+    "use": ("use", "USEEmbedder"),
 }
 
 
@@ -58,7 +25,8 @@ def build_embedder(cfg: Mapping[str, Any]) -> Embedder:
     if backend not in BACKENDS:
         raise ModelConfigError(f"model {cfg.get('name')}: unknown backend '{backend}'; "
                                f"known backends: {sorted(BACKENDS)}")
-    return BACKENDS[backend](cfg)
+    module, factory = BACKENDS[backend]
+    return getattr(importlib.import_module(f".{module}", __name__), factory)(cfg)
 
 
 __all__ = ["Embedded", "Embedder", "ModelConfigError", "VectorsFileError", "build_embedder", "BACKENDS"]
