@@ -42,6 +42,19 @@ def upper(X):
     return (X @ X.T)[np.triu_indices(X.shape[0], 1)]
 
 
+def kernel_products(X, tiles):
+    """The full matrix of cosines as the CPU kernel computes them: its sub-tile products, whose
+    last bits can differ from one big product's (OpenBLAS runs products of under 1e6
+    multiply-adds through another kernel)."""
+    from embcompare.similarity.fused import row_panels
+
+    S = np.full((len(X), len(X)), np.nan, dtype=np.float32)
+    for panel in row_panels(tiles):
+        for _, _, r0, r1, c0, c1 in panel:
+            S[r0:r1, c0:c1] = X[r0:r1] @ X[c0:c1].T
+    return S
+
+
 @pytest.mark.parametrize("block,fused", [(997, True), (2048, True), (997, False)])
 def test_histogram_moments_and_topk_equal_the_full_matrix(spaces, block, fused):
     words, A, _ = spaces
@@ -50,10 +63,13 @@ def test_histogram_moments_and_topk_equal_the_full_matrix(spaces, block, fused):
     part = run_all(A, block, fused=fused)
     v = upper(A)
     assert part.hist.counts.sum() == n * (n - 1) // 2
-    # Exact against the same tile products assembled into the full matrix ...
-    S = np.empty((n, n), dtype=np.float32)
-    for t in plan_tiles(n, block):
-        S[t.i0:t.i1, t.j0:t.j1] = tile_product(A, t)
+    # Exact against the same products assembled into the full matrix ...
+    if fused:
+        S = kernel_products(A, plan_tiles(n, block))
+    else:
+        S = np.empty((n, n), dtype=np.float32)
+        for t in plan_tiles(n, block):
+            S[t.i0:t.i1, t.j0:t.j1] = tile_product(A, t)
     ref, _ = np.histogram(np.clip(S[np.triu_indices(n, 1)], -1, 1), bins=2000, range=(-1, 1))
     assert np.array_equal(part.hist.counts, ref)
     # ... and against one full product up to its last-bit differences (cuVS #1056): only
@@ -79,7 +95,9 @@ def test_histogram_moments_and_topk_equal_the_full_matrix(spaces, block, fused):
 
 
 def test_fused_kernel_equals_the_array_handlers(spaces):
-    """The CPU kernel and the handlers CuPy runs give the same counts and neighbours."""
+    """The CPU kernel and the handlers CuPy runs give the same counts and neighbours. (Here
+    their products agree to the bit: OpenBLAS gives the same bits for a sub-tile as for the
+    whole tile once a product has over 1e6 multiply-adds.)"""
     _, _, B = spaces
     a, b = run_all(B, 1100, fused=True), run_all(B, 1100, fused=False)
     assert np.array_equal(a.hist.counts, b.hist.counts) and np.array_equal(a.fine.counts, b.fine.counts)
@@ -206,3 +224,71 @@ def test_zero_vectors_are_left_out_and_non_finite_is_an_error():
     assert np.allclose(np.linalg.norm(U, axis=1), 1)
     with pytest.raises(NonFiniteVector, match="'b'"):
         normalize(np.array([[1, 0], [np.nan, 1]], dtype=np.float32), ["a", "b"])
+
+
+def test_kernel_results_do_not_depend_on_threads_or_sub_tiles(spaces, monkeypatch):
+    """Odd sub-tile shapes (panels straddling the diagonal and tile edges), one to three
+    threads, and int32 counts moved to int64 every few thousand values: each run equals the
+    statistics of the same products computed directly, and the runs equal each other bit for bit."""
+    from embcompare.similarity import fused
+
+    _, A, _ = spaces
+    A = A[:1500]
+    n, k = len(A), 10
+    tiles = plan_tiles(n, 700)
+    monkeypatch.setattr(fused, "SUB_ROWS", 37)
+    monkeypatch.setattr(fused, "SUB_COLS", 53)
+    monkeypatch.setattr(fused, "INT32_ROOM", 5000)
+
+    def run(threads):
+        diag = pass_one(A, [t for t in tiles if t.diagonal], bins=2000, k=k, threads=threads)
+        off = pass_one(A, [t for t in tiles if not t.diagonal], bins=2000, k=k, floor=diag.topk.threshold(),
+                       threads=threads)
+        part = new_partial(n, 2000, k)
+        part.merge(diag)
+        part.merge(off)
+        return part
+
+    S = kernel_products(A, tiles)
+    v = S[np.triu_indices(n, 1)]
+    assert not np.isnan(v).any()
+    hist, _ = np.histogram(np.clip(v, -1, 1), bins=2000, range=(-1, 1))
+    fine = np.bincount(fine_index(v), minlength=2 ** FINE_BITS)
+    F = np.triu(S, 1)
+    F = F + F.T
+    np.fill_diagonal(F, -np.inf)
+    cols = np.broadcast_to(np.arange(n), F.shape)
+    top = np.lexsort((cols, -F), axis=1)[:, :k]  # value descending, then the smaller index
+    parts = [run(t) for t in (1, 2, 3)]
+    for part in parts:
+        assert np.array_equal(part.hist.counts, hist)
+        assert np.array_equal(part.fine.counts, fine)
+        assert np.array_equal(part.topk.idx, top)
+        m = part.moments.result()
+        assert m["n_pairs"] == v.size and m["min"] == v.min() and m["max"] == v.max()
+        assert m["mean"] == pytest.approx(v.mean(dtype=np.float64), abs=1e-12)
+        assert m["var"] == pytest.approx(v.astype(np.float64).var(), abs=1e-12)
+        assert part.moments.result() == parts[0].moments.result()  # summed in sub-tile order: the same bits
+        assert np.array_equal(part.topk.vals, parts[0].topk.vals)
+
+
+@pytest.mark.parametrize("bins", [2000, 1000, 37, 3000, 30000])
+def test_every_value_of_a_cut_fine_bin_is_flagged_near_an_edge(bins):
+    """The kernel bins against the edges only values it flags as near one: every fine bin an
+    edge cuts must have all its values flagged (checked at both ends of each such bin, where
+    the distance to the edge is largest)."""
+    from embcompare.similarity.fused import _near_edge, fine_to_contract, near_margin
+
+    cut, _ = fine_to_contract(bins, FINE_BITS)
+    f = np.flatnonzero(np.unpackbits(cut, bitorder="little"))
+    assert len(f) > 0
+    half = 2 ** (FINE_BITS - 1)
+    lo = (f / half - 1).astype(np.float32)  # exact: the fine bins' lower ends
+    hi = np.nextafter(((f + 1) / half - 1).astype(np.float32), np.float32(-2))
+    scale, near = UniformBins(bins)._scale, near_margin(bins, FINE_BITS)
+    for v in (lo, hi):
+        assert all(_near_edge(np.float32(x), scale, near) for x in v)
+    # ... and the flag is rare: a few per cent of values at the default 2,000 bins.
+    if bins == 2000:
+        v = np.random.default_rng(0).uniform(-1, 1, 100000).astype(np.float32)
+        assert np.mean([_near_edge(x, scale, near) for x in v]) < 0.03

@@ -51,22 +51,21 @@ def _fused_available() -> bool:
 
 
 def pass_one(Xd, tiles: Sequence[Tile], *, bins: int, k: int, floor: np.ndarray | None = None,
-             xp: ModuleType = np, fused: bool | None = None) -> ModelPartial:
+             xp: ModuleType = np, fused: bool | None = None, threads: int | None = None) -> ModelPartial:
     """Histogram, fine histogram, moments and top-k of one model (unit rows ``Xd`` on the
     device) over ``tiles``.
 
     On NumPy with Numba installed (``fused`` None or True), each tile is read once by the fused
-    CPU kernel; otherwise (CuPy, or ``fused=False``) by the array-namespace handlers.
+    CPU kernel on ``threads`` threads (default: Numba's count); otherwise (CuPy, or
+    ``fused=False``) by the array-namespace handlers.
     """
     part = new_partial(Xd.shape[0], bins, k, floor)
     if fused is None:
         fused = xp is np and k > 0 and _fused_available()
     if fused:
-        from .fused import tile_pass
+        from .fused import pass_tiles
 
-        ws = None
-        for t in tiles:
-            ws = tile_pass(tile_product(Xd, t), t, part.hist, part.fine, part.moments, part.topk, ws)
+        pass_tiles(Xd, tiles, part.hist, part.fine, part.moments, part.topk, threads)
         return part
     for t in tiles:
         S = tile_product(Xd, t)

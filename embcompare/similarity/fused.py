@@ -1,10 +1,11 @@
-"""One fused pass over a tile on the CPU (Numba): histogram, fine histogram, moments and top-k
+"""The similarity pass on the CPU (Numba): histogram, fine histogram, moments and top-k
 candidates read each cosine once, where the array-namespace handlers read it a dozen times.
 
 Same results as the handlers (tests compare them): the same bin edges and tie order; the
-moments differ only in the order of float64 additions. Work is cut into a fixed number of row
-chunks, each with private state combined in chunk order, so the result does not depend on how
-many threads ran it.
+moments differ only in the order of float64 additions. A tile is cut into sub-tiles small
+enough to stay in a core's cache between their product and the kernel that reads them; each
+thread computes its own (single-threaded BLAS), so the cores never wait on each other within
+a tile and the products never go out to memory.
 
 The contract histogram comes from the fine one: a fine bin holding no contract edge lies in
 one contract bin, so its count moves there whole; only values in the (few) fine bins that an
@@ -12,14 +13,22 @@ edge cuts are binned one by one against the edges.
 """
 from __future__ import annotations
 
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numba as nb
 import numpy as np
 
-from .binning import UniformBins, fine_index
+from threadpoolctl import threadpool_limits
 
-CHUNKS = 8
+from .binning import UniformBins, fine_index
+from .tiles import Tile
+
+# Rows x columns of a sub-tile: its float32 products (512 KiB) stay in a core's L2 cache while the
+# kernel reads them; single-threaded sgemm on this shape runs at full speed (benchmarks/README.md).
+SUB_ROWS, SUB_COLS = 256, 512
+INT32_ROOM = 2 ** 31 - 1  # values a thread's int32 fine counts take before they move to int64
 _NO_INDEX = np.iinfo(np.int64).max
 
 
@@ -46,50 +55,120 @@ def _insert(vals, idx, v, c):
     idx[p] = c
 
 
-@nb.njit(parallel=True, cache=True, fastmath={"reassoc"})
-def _tile_pass(S, diag, i0, j0, lo32, scale, fine_half, cut, edge_hist, fine, s1, s2, mn, mx,
-               row_vals, row_idx, col_vals, col_idx, col_floor):
+@nb.njit(inline="always")
+def _near_edge(v, scale, near):
+    """Whether float32 ``v`` (in [-1, 1]) lies within ``near`` (in bin widths) of a contract edge:
+    a cheap, vectorisable superset of the values whose fine bin an edge cuts."""
+    y = (v + np.float32(1.0)) * scale
+    fr = y - np.floor(y)
+    return (fr < near) | (fr > np.float32(1.0) - near)
+
+
+def near_margin(bins: int, bits: int) -> np.float32:
+    """How near an edge (in contract bin widths) a value of a cut fine bin can be: the fine bin's
+    width plus the float32 rounding of the edges and of the kernel's (v + 1) * scale, with 10 %
+    to spare (tests check every cut fine bin)."""
+    scale = bins / 2
+    return np.float32(min(1.0, 1.1 * (scale * (2.0 ** (1 - bits) + 2.0 ** -22) + bins * 2.0 ** -23)))
+
+
+# Flags on a fine index (fine bins < 2**28): its value is near a contract edge, or may enter its
+# row's or its column's top-k.
+_NEAR, _ROW, _COL = np.int32(1 << 30), np.int32(1 << 29), np.int32(1 << 28)
+
+
+@nb.njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _sub_tile(S, first, gi0, gj0, lo32, scale, fine_half, near, cut, hist, fine, mom,
+              row_vals, row_idx, row_floor, col_vals, col_idx, col_thr, cmax, cmin, fb, todo):
+    """All handlers over one sub-tile ``S`` (rows gi0.., columns gj0.. of the unit matrix).
+
+    Row r takes the columns from max(0, first + r) on: a diagonal tile's upper triangle, every
+    column elsewhere (``first`` very negative). Per row, a first loop that LLVM vectorises
+    computes the fine-bin indices, the float64 sums and columnwise max/min (a max reduction
+    would not vectorise), and flags the few values that are near a contract edge or above a
+    top-k threshold; a second loop does the scattered increments and, for flagged values
+    only, the exact binning of values whose fine bin an edge cuts and the top-k inserts.
+    ``col_thr`` (this thread's, per column) rises as its column candidates fill. The loops run
+    over views that start at column 0: LLVM leaves a loop from a variable start scalar.
+    """
     bi, bj = S.shape
-    n_chunks, bins = edge_hist.shape
-    n_fine = fine.shape[1]
+    bins = hist.shape[0]
+    top = fine.shape[0] - 1
     k = row_vals.shape[1]
-    per = (bi + n_chunks - 1) // n_chunks
     one = np.float32(1.0)
-    for c in nb.prange(n_chunks):
-        a1 = 0.0
-        a2 = 0.0
-        lo = np.inf
-        hi = -np.inf
-        for r in range(c * per, min(bi, (c + 1) * per)):
-            start = r + 1 if diag else 0
-            rv = row_vals[r]
-            ri = row_idx[r]
-            thr = rv[k - 1]
-            for j in range(start, bj):
-                x = S[r, j]
-                a1 += x
-                a2 += np.float64(x) * np.float64(x)
-                lo = min(lo, x)
-                hi = max(hi, x)
+    zero = np.int32(0)
+    plain = _COL
+    mask = plain - 1
+    cmax[:bj] = -2.0
+    cmin[:bj] = 2.0
+    a1 = 0.0
+    a2 = 0.0
+    n = 0
+    for r in range(bi):
+        start = max(0, first + r)
+        if start >= bj:
+            break
+        m = bj - start
+        n += m
+        Sv = S[r, start:]
+        ct = col_thr[start:]
+        cv = col_vals[start:]
+        ci = col_idx[start:]
+        fv = fb[start:bj]
+        xv = cmax[start:bj]
+        nv = cmin[start:bj]
+        rv = row_vals[r]
+        ri = row_idx[r]
+        thr = max(rv[k - 1], row_floor[r])
+        b1 = 0.0
+        b2 = 0.0
+        for j in range(m):
+            x = Sv[j]
+            xd = np.float64(x)
+            b1 += xd
+            b2 += xd * xd
+            xv[j] = max(xv[j], x)
+            nv[j] = min(nv[j], x)
+            v = min(max(x, -one), one)
+            f = min(np.int32(np.floor(v * fine_half) + fine_half), top)
+            f |= _NEAR if _near_edge(v, scale, near) else zero
+            f |= _ROW if x >= thr else zero
+            f |= _COL if x >= ct[j] else zero
+            fv[j] = f
+        a1 += b1
+        a2 += b2
+        # Every increment, without a branch; the flagged columns noted on the way (a branch here
+        # would be mispredicted on every flagged value).
+        cnt = 0
+        for j in range(m):
+            f = fv[j]
+            fine[f & mask] += 1
+            todo[cnt] = j
+            cnt += f >= plain
+        for t in range(cnt):
+            j = todo[t]
+            f = fv[j]
+            x = Sv[j]
+            e = f & mask
+            if f & _NEAR and (cut[e >> 3] >> (e & 7)) & 1:  # a contract edge cuts this fine bin
                 v = min(max(x, -one), one)
-                f = min(np.int32(np.floor(v * fine_half) + fine_half), n_fine - 1)
-                fine[c, f] += 1
-                if (cut[f >> 3] >> (f & 7)) & 1:  # a contract edge cuts this fine bin
-                    g = min(np.int32((v + one) * scale), bins - 1)
-                    if v < lo32[g]:
-                        g -= 1
-                    if g < bins - 1 and v >= lo32[g + 1]:
-                        g += 1
-                    edge_hist[c, g] += 1
-                if x >= thr:
-                    _insert(rv, ri, x, j0 + j)
-                    thr = rv[k - 1]
-                if x >= col_floor[j]:
-                    _insert(col_vals[c, j], col_idx[c, j], x, i0 + r)
-        s1[c] = a1
-        s2[c] = a2
-        mn[c] = lo
-        mx[c] = hi
+                g = min(np.int32((v + one) * scale), bins - 1)
+                if v < lo32[g]:
+                    g -= 1
+                if g < bins - 1 and v >= lo32[g + 1]:
+                    g += 1
+                hist[g] += 1
+            if f & _ROW and x >= thr:
+                _insert(rv, ri, x, gj0 + start + j)
+                thr = max(thr, rv[k - 1])
+            if f & _COL and x >= ct[j]:
+                _insert(cv[j], ci[j], x, gi0 + r)
+                ct[j] = max(ct[j], cv[j, k - 1])
+    mom[0] = n
+    mom[1] = a1
+    mom[2] = a2
+    mom[3] = cmin[:bj].min()
+    mom[4] = cmax[:bj].max()
 
 
 @nb.njit(parallel=True, cache=True)
@@ -119,48 +198,118 @@ def fine_to_contract(bins: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
     return np.packbits(cut, bitorder="little"), owner
 
 
-class Workspace:
-    """Per-chunk buffers for one tile shape, reused from tile to tile."""
+def row_panels(tiles, rows: int | None = None, cols: int | None = None) -> list[list[tuple[int, int, int, int, int, int]]]:
+    """The work of a pass, cut into row panels: every (tile position, sub-tile position, r0, r1,
+    c0, c1) of the rows r0:r1 across all the tiles of their row block, in a fixed order.
 
-    def __init__(self, bins: int, n_fine: int, bj: int, k: int):
-        self.edge_hist = np.zeros((CHUNKS, bins), dtype=np.int64)
-        self.fine = np.zeros((CHUNKS, n_fine), dtype=np.int32)
-        self.s1, self.s2 = np.zeros(CHUNKS), np.zeros(CHUNKS)
-        self.mn, self.mx = np.zeros(CHUNKS, dtype=np.float32), np.zeros(CHUNKS, dtype=np.float32)
-        self.cv = np.empty((CHUNKS, bj, k), dtype=np.float32)
-        self.ci = np.empty((CHUNKS, bj, k), dtype=np.int64)
+    A panel's rows are its own (only its thread updates their top-k), so threads need no
+    barrier between tiles. On a diagonal tile a panel starts at its own first row, so the part
+    below the diagonal is never computed.
+    """
+    rows, cols = rows or SUB_ROWS, cols or SUB_COLS
+    panels: dict[tuple[int, int], list] = {}
+    for ti, t in enumerate(tiles):
+        for r0 in range(t.i0, t.i1, rows):
+            r1 = min(r0 + rows, t.i1)
+            panel = panels.setdefault((r0, r1), [])
+            c_start = r0 if t.diagonal else t.j0
+            for c0 in range(c_start, t.j1, cols):
+                panel.append((ti, r0, r1, c0, min(c0 + cols, t.j1)))
+    out, seen = [], {}
+    for panel in panels.values():
+        subs = []
+        for ti, r0, r1, c0, c1 in panel:
+            subs.append((ti, seen.get(ti, 0), r0, r1, c0, c1))
+            seen[ti] = seen.get(ti, 0) + 1
+        out.append(subs)
+    return out
 
-    def reset(self, bj: int) -> None:
-        self.edge_hist[:] = 0
-        self.fine[:] = 0
-        self.cv[:, :bj] = -np.inf
-        self.ci[:, :bj] = -1
+
+class _ThreadState:
+    """What each thread owns during a pass: int32 fine counts (moved to int64 ones before they
+    could overflow), counts of the values binned against the edges, column candidates with
+    their thresholds, scratch."""
+
+    def __init__(self, threads: int, n: int, n_fine: int, bins: int, k: int, col_thr: np.ndarray):
+        self.fine = np.zeros((threads, n_fine), dtype=np.int32)
+        self.fine64 = np.zeros((threads, n_fine), dtype=np.int64)
+        self.unmoved = [0] * threads
+        self.edge = np.zeros((threads, bins), dtype=np.int64)
+        self.cv = np.full((threads, n, k), -np.inf, dtype=np.float32)
+        self.ci = np.full((threads, n, k), -1, dtype=np.int64)
+        self.ct = np.repeat(col_thr[None, :], threads, axis=0)
+        self.buf = np.empty((threads, SUB_ROWS * SUB_COLS), dtype=np.float32)
+        self.cmax = np.empty((threads, SUB_COLS), dtype=np.float32)
+        self.cmin = np.empty((threads, SUB_COLS), dtype=np.float32)
+        self.fb = np.empty((threads, SUB_COLS), dtype=np.int32)
+        self.todo = np.empty((threads, SUB_COLS), dtype=np.int32)
+
+    def reserve(self, w: int, pairs: int) -> None:
+        """Make room in thread ``w``'s int32 counts for ``pairs`` more values."""
+        if self.unmoved[w] + pairs > INT32_ROOM:
+            self.fine64[w] += self.fine[w]
+            self.fine[w] = 0
+            self.unmoved[w] = 0
+        self.unmoved[w] += pairs
 
 
-def tile_pass(S: np.ndarray, tile, hist, fine, moments, topk, ws: Workspace | None = None) -> Workspace:
-    """Feed one tile (its cosines ``S``, float32) to the handlers in one pass; returns the
-    workspace, to be handed back for the next tile."""
-    bi, bj = S.shape
-    bins, n_fine, k = hist.binning.bins, len(fine.counts), topk.k
-    if ws is None or ws.cv.shape[1] < bj or ws.fine.shape[1] != n_fine or ws.edge_hist.shape[1] != bins:
-        ws = Workspace(bins, n_fine, bj, k)
-    ws.reset(bj)
+def pass_tiles(X: np.ndarray, tiles, hist, fine, moments, topk, threads: int | None = None) -> None:
+    """Feed ``tiles`` of the unit matrix ``X`` (float32) to the handlers, each cosine read once.
+
+    Each of ``threads`` threads (default: Numba's thread count, which the job sets to the
+    worker's CPU share) takes row panels in turn, largest first, and per sub-tile runs a
+    single-threaded BLAS product into a buffer that stays in its core's cache, then the kernel
+    over it. Results do not depend on which thread ran what: counts are integers, top-k has a
+    total order, and the float64 sums are combined in sub-tile order.
+    """
+    threads = max(1, threads or nb.get_num_threads())
+    bins, k = hist.binning.bins, topk.k
     cut, owner = fine_to_contract(bins, fine.bits)
-    col_floor = np.ascontiguousarray(topk.threshold()[tile.j0: tile.j1])
-    _tile_pass(np.ascontiguousarray(S, dtype=np.float32), tile.diagonal, tile.i0, tile.j0,
-               hist.binning._lo32, hist.binning._scale, np.float32(2 ** (fine.bits - 1)), cut,
-               ws.edge_hist, ws.fine, ws.s1, ws.s2, ws.mn, ws.mx,
-               topk.vals[tile.i0: tile.i1], topk.idx[tile.i0: tile.i1], ws.cv[:, :bj], ws.ci[:, :bj], col_floor)
-    _merge_columns(ws.cv[:, :bj], ws.ci[:, :bj], topk.vals[tile.j0: tile.j1], topk.idx[tile.j0: tile.j1])
-    tile_fine = ws.fine.sum(axis=0, dtype=np.int64)
-    fine.counts += tile_fine
+    lo32, scale, half = hist.binning._lo32, hist.binning._scale, np.float32(2 ** (fine.bits - 1))
+    near = near_margin(bins, fine.bits)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    st = _ThreadState(threads, X.shape[0], len(fine.counts), bins, k, topk.threshold())
+    panels = sorted(row_panels(tiles), key=lambda p: -sum((r1 - r0) * (c1 - c0) for _, _, r0, r1, c0, c1 in p))
+    n_subs = Counter(sub[0] for p in panels for sub in p)
+    moms = [np.zeros((n_subs[ti], 5)) for ti in range(len(tiles))]  # per sub-tile: n, sum, sum of squares, min, max
+    row_floor = topk.floor
+
+    def work(w: int, todo) -> None:
+        buf = st.buf[w]
+        for p in iter(todo, None):
+            st.reserve(w, sum((r1 - r0) * (c1 - c0) for _, _, r0, r1, c0, c1 in panels[p]))
+            for ti, si, r0, r1, c0, c1 in panels[p]:
+                S = buf[: (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
+                np.matmul(X[r0:r1], X[c0:c1].T, out=S)
+                first = r0 + 1 - c0 if tiles[ti].diagonal else -(r1 - r0)
+                _sub_tile(S, first, r0, c0, lo32, scale, half, near, cut, st.edge[w], st.fine[w], moms[ti][si],
+                          topk.vals[r0:r1], topk.idx[r0:r1], row_floor[r0:r1], st.cv[w, c0:c1], st.ci[w, c0:c1],
+                          st.ct[w, c0:c1], st.cmax[w], st.cmin[w], st.fb[w], st.todo[w])
+
+    next_panel = _queue(len(panels))
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda w: work(w, next_panel), range(threads)))
+    _merge_columns(st.cv, st.ci, topk.vals, topk.idx)
+
+    counts = st.fine64.sum(axis=0) + st.fine.sum(axis=0, dtype=np.int64)
+    fine.counts += counts
     whole = owner >= 0
-    hist.counts += np.bincount(owner[whole], weights=tile_fine[whole], minlength=bins).astype(np.int64)
-    hist.counts += ws.edge_hist.sum(axis=0)
-    if tile.n_pairs:
-        moments.parts[tile.id] = (tile.n_pairs, float(np.sum(ws.s1)), float(np.sum(ws.s2)),
-                                  float(ws.mn.min()), float(ws.mx.max()))
-    return ws
+    hist.counts += np.bincount(owner[whole], weights=counts[whole], minlength=bins).astype(np.int64)
+    hist.counts += st.edge.sum(axis=0)
+    for ti, t in enumerate(tiles):
+        mom = moms[ti]
+        if t.n_pairs:
+            if int(mom[:, 0].sum()) != t.n_pairs:
+                raise AssertionError(f"tile {t}: {int(mom[:, 0].sum())} pairs seen, {t.n_pairs} expected")
+            has = mom[:, 0] > 0
+            moments.parts[t.id] = (t.n_pairs, float(mom[:, 1].sum()), float(mom[:, 2].sum()),
+                                   float(mom[has, 3].min()), float(mom[has, 4].max()))
+
+
+def _queue(n: int):
+    """A callable handing out 0..n-1 once each, then None; safe across threads (the GIL)."""
+    it = iter(range(n))
+    return lambda: next(it, None)
 
 
 @nb.njit(parallel=True, cache=True)
