@@ -82,7 +82,8 @@ def pass_one(Xd, tiles: Sequence[Tile], *, bins: int, k: int, floor: np.ndarray 
 
 
 def pass_two(Xds: Sequence, luts: Sequence, tiles: Sequence[Tile], model_pairs: Sequence[tuple[int, int]],
-             k: int, xp: ModuleType = np, fused: bool | None = None) -> dict[tuple[int, int], JointHistogram]:
+             k: int, xp: ModuleType = np, fused: bool | None = None,
+             threads: int | None = None) -> dict[tuple[int, int], JointHistogram]:
     """Joint counts of the models' equal-mass bins (``luts``: fine bin -> bin, on the device)
     over ``tiles``, for each pair (a, b) of model positions."""
     joints = {p: JointHistogram(k) for p in model_pairs}
@@ -92,7 +93,7 @@ def pass_two(Xds: Sequence, luts: Sequence, tiles: Sequence[Tile], model_pairs: 
         from .binning import FINE_BITS
         from .fused import joint_pass
 
-        joint_pass(Xds, [np.asarray(lut, dtype=np.int32) for lut in luts], tiles, model_pairs, joints, FINE_BITS)
+        joint_pass(Xds, luts, tiles, model_pairs, joints, FINE_BITS, threads)
         return joints
     used = sorted({m for p in model_pairs for m in p})
     for t in tiles:

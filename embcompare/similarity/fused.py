@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+import threading
 
 import numba as nb
 import numpy as np
@@ -312,48 +313,73 @@ def _queue(n: int):
     return lambda: next(it, None)
 
 
-@nb.njit(parallel=True, cache=True)
-def _coarse_index(S, diag, lut, fine_half, out):
-    """The equal-mass bin of every pair of a tile (upper triangle when ``diag``), row-major, as
-    ``pass_two``'s handlers order them."""
-    bi, bj = S.shape
-    n_fine = lut.shape[0]
+@nb.njit(nogil=True, cache=True)
+def _joint_sub(S, first, luts, pairs, fine_half, tables, cidx):
+    """Joint counts over one sub-tile of every model (``S[m]``): each value's equal-mass bin
+    (``luts[m]`` of its fine bin), then one increment per model pair (``pairs[p]`` = (a, b))
+    in ``tables[p]``. Rows take the columns from max(0, first + r) on, as in ``_sub_tile``."""
+    n_models, bi, bj = S.shape
+    top = luts.shape[1] - 1
     one = np.float32(1.0)
-    for r in nb.prange(bi):
-        start = r + 1 if diag else 0
-        base = r * bj - (r * (r + 1)) // 2 if diag else r * bj
-        for j in range(start, bj):
-            v = min(max(S[r, j], -one), one)
-            f = min(np.int32(np.floor(v * fine_half) + fine_half), n_fine - 1)
-            out[base + j - start] = lut[f]
+    for r in range(bi):
+        start = max(0, first + r)
+        if start >= bj:
+            break
+        m_cols = bj - start
+        for m in range(n_models):
+            Sv = S[m, r, start:]
+            lut = luts[m]
+            out = cidx[m]
+            for j in range(m_cols):
+                v = min(max(Sv[j], -one), one)
+                out[j] = lut[min(np.int32(np.floor(v * fine_half) + fine_half), top)]
+        for p in range(pairs.shape[0]):
+            ia = cidx[pairs[p, 0]]
+            ib = cidx[pairs[p, 1]]
+            tab = tables[p]
+            for j in range(m_cols):
+                tab[ia[j], ib[j]] += 1
 
 
-@nb.njit(parallel=True, cache=True)
-def _joint_counts(a, b, k, n_chunks, out):
-    """Joint counts of two equal-mass bin index arrays into ``out`` (k, k), in row chunks."""
-    n = a.shape[0]
-    per = (n + n_chunks - 1) // n_chunks
-    local = np.zeros((n_chunks, k, k), dtype=np.int32)
-    for c in nb.prange(n_chunks):
-        for t in range(c * per, min(n, (c + 1) * per)):
-            local[c, a[t], b[t]] += 1
-    for c in range(n_chunks):
-        out += local[c]
-
-
-def joint_pass(mats, luts, tiles, model_pairs, joints, bits: int) -> None:
-    """``pass_two`` for NumPy tiles: coarse indices per model, then joint counts per pair."""
-    from .tiles import tile_product
-
-    half = np.float32(2 ** (bits - 1))
+def joint_pass(mats, luts, tiles, model_pairs, joints, bits: int, threads: int | None = None) -> None:
+    """``pass_two`` on the CPU: the sub-tiles of ``pass_tiles`` (so each pair's cosine has the
+    very bits pass one binned), every model's product per sub-tile, then the joint counts of
+    each model pair, in per-thread int32 tables moved to int64 before they could overflow."""
+    threads = max(1, threads or nb.get_num_threads())
     used = sorted({m for p in model_pairs for m in p})
-    for t in tiles:
-        idx = {}
-        for m in used:
-            S = tile_product(mats[m], t)
-            out = np.empty(t.n_pairs, dtype=np.int32)
-            _coarse_index(S, t.diagonal, luts[m], half, out)
-            idx[m] = out
-        for a, b in model_pairs:
-            # int32 per chunk: a chunk sees at most n_pairs / 2 values, far below 2**31 per tile
-            _joint_counts(idx[a], idx[b], joints[(a, b)].k, 2, joints[(a, b)].counts)
+    slot = {m: i for i, m in enumerate(used)}
+    Xs = [np.ascontiguousarray(mats[m], dtype=np.float32) for m in used]
+    lut = np.stack([np.asarray(luts[m], dtype=np.int32) for m in used])
+    pairs = np.array([(slot[a], slot[b]) for a, b in model_pairs], dtype=np.int64).reshape(-1, 2)
+    k = joints[model_pairs[0]].k if model_pairs else 1
+    half = np.float32(2 ** (bits - 1))
+    tables = np.zeros((threads, len(model_pairs), k, k), dtype=np.int32)
+    total = np.zeros((len(model_pairs), k, k), dtype=np.int64)
+    unmoved = [0] * threads
+    bufs = np.empty((threads, len(used) * SUB_ROWS * SUB_COLS), dtype=np.float32)
+    cidx = np.empty((threads, len(used), SUB_COLS), dtype=np.int32)
+    panels = sorted(row_panels(tiles), key=lambda p: -sum((r1 - r0) * (c1 - c0) for _, _, r0, r1, c0, c1 in p))
+    lock = threading.Lock()
+
+    def work(w: int, todo) -> None:
+        for p in iter(todo, None):
+            pairs_in = sum((r1 - r0) * (c1 - c0) for _, _, r0, r1, c0, c1 in panels[p])
+            if unmoved[w] + pairs_in > INT32_ROOM:
+                with lock:
+                    total[...] += tables[w]
+                tables[w] = 0
+                unmoved[w] = 0
+            unmoved[w] += pairs_in
+            for ti, _, r0, r1, c0, c1 in panels[p]:
+                S = bufs[w, : len(used) * (r1 - r0) * (c1 - c0)].reshape(len(used), r1 - r0, c1 - c0)
+                for i, X in enumerate(Xs):
+                    np.matmul(X[r0:r1], X[c0:c1].T, out=S[i])
+                first = r0 + 1 - c0 if tiles[ti].diagonal else -(r1 - r0)
+                _joint_sub(S, first, lut, pairs, half, tables[w], cidx[w])
+
+    next_panel = _queue(len(panels))
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        list(pool.map(lambda w: work(w, next_panel), range(threads)))
+    total += tables.sum(axis=0, dtype=np.int64)
+    for p, ab in enumerate(model_pairs):
+        joints[ab].counts += total[p]
