@@ -6,7 +6,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 OUT ?= outputs
+# Hydra overrides: ARGS for extraction and similarity (e.g. vocab.max_words=5000), ANALOGY_ARGS
+# for the analogy job, which reads whatever extraction stored (e.g. 'analogy.datasets=[google]').
 ARGS ?=
+ANALOGY_ARGS ?=
 
 .PHONY: run test test-slow setup wordnet clean
 
@@ -34,7 +37,7 @@ MODELS ?= glove_6b_50d,sbert_minilm,smollm2_135m
 run: setup
 	$(PY) jobs/extract.py 'model=[$(MODELS)]' out_dir=$(OUT) $(ARGS)
 	$(PY) jobs/similarity.py 'models=[$(MODELS)]' out_dir=$(OUT) $(ARGS)
-	$(PY) jobs/analogy.py 'models=[$(MODELS)]' out_dir=$(OUT)
+	$(PY) jobs/analogy.py 'models=[$(MODELS)]' out_dir=$(OUT) $(ANALOGY_ARGS)
 
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(ARGS)

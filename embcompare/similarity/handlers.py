@@ -110,9 +110,10 @@ class TopK:
         self.idx[touched] = c[take].reshape(-1, k)
 
     def add_diagonal(self, S, i0: int, xp: ModuleType = np) -> None:
-        """A diagonal tile (the block against itself, full square): top-k of each row."""
+        """A diagonal tile (the block against itself, full square): top-k of each row. Writes
+        -inf on ``S``'s diagonal: the tile is the caller's last use of it, and a copy would double
+        the largest allocation on a GPU."""
         b = S.shape[0]
-        S = S.copy()
         xp.fill_diagonal(S, -xp.inf)
         kk = min(self.k, b - 1)
         if kk <= 0:
