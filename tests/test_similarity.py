@@ -149,16 +149,22 @@ def test_rank_agreement_within_bound_of_scipy(spaces):
     assert 0.05 < exact_rho < 0.95  # two real, different, related models
 
 
-def test_fused_joint_counts_equal_the_array_handlers(spaces):
+@pytest.mark.parametrize("k", [512, 8])
+def test_fused_joint_counts_equal_the_array_handlers(spaces, k):
+    """k=8: some 64 cells of ~65,000 counts each, so the kernel's uint8 counts wrap and carry."""
     _, A, B = spaces
     pa, pb = run_all(A, 1500), run_all(B, 1500)
-    luts = [equal_mass_lut(p.fine.counts, 512) for p in (pa, pb)]
+    luts = [equal_mass_lut(p.fine.counts, k) for p in (pa, pb)]
     tiles = plan_tiles(A.shape[0], 1100)
-    fused = pass_two([A, B], luts, tiles, [(0, 1), (1, 0)], 512, fused=True)
-    handlers = pass_two([A, B], luts, tiles, [(0, 1), (1, 0)], 512, fused=False)
+    fused = pass_two([A, B], luts, tiles, [(0, 1), (1, 0)], k, fused=True)
+    handlers = pass_two([A, B], luts, tiles, [(0, 1), (1, 0)], k, fused=False)
+    n = A.shape[0]
     for p in fused:
+        assert fused[p].counts.sum() == n * (n - 1) // 2
         assert np.array_equal(fused[p].counts, handlers[p].counts)
     assert np.array_equal(fused[(0, 1)].counts, fused[(1, 0)].counts.T)
+    if k == 8:
+        assert fused[(0, 1)].counts.max() > 10 * 256
 
 
 def test_rank_interval_is_exact_when_bins_separate_everything():

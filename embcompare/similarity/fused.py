@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-import threading
 
 import numba as nb
 import numpy as np
@@ -314,10 +313,14 @@ def _queue(n: int):
 
 
 @nb.njit(nogil=True, cache=True)
-def _joint_sub(S, first, luts, pairs, fine_half, tables, cidx):
+def _joint_sub(S, first, luts, pairs, fine_half, tables, spill, cidx):
     """Joint counts over one sub-tile of every model (``S[m]``): each value's equal-mass bin
-    (``luts[m]`` of its fine bin), then one increment per model pair (``pairs[p]`` = (a, b))
-    in ``tables[p]``. Rows take the columns from max(0, first + r) on, as in ``_sub_tile``."""
+    (``luts[m]`` of its fine bin), then one increment per model pair (``pairs[p]`` = (a, b)).
+
+    The counts are uint8 in ``tables[p]`` (4 MiB at 2048 bins, where int64 took 32: the tables
+    of all pairs and threads then fit the L3 cache), carrying into ``spill[p]`` (int64, in units
+    of 256) each time one wraps. Rows take the columns from max(0, first + r) on, as in
+    ``_sub_tile``."""
     n_models, bi, bj = S.shape
     top = luts.shape[1] - 1
     one = np.float32(1.0)
@@ -338,13 +341,18 @@ def _joint_sub(S, first, luts, pairs, fine_half, tables, cidx):
             ib = cidx[pairs[p, 1]]
             tab = tables[p]
             for j in range(m_cols):
-                tab[ia[j], ib[j]] += 1
+                a = ia[j]
+                b = ib[j]
+                c = np.uint8(tab[a, b] + 1)  # Numba widens uint8 arithmetic: wrap explicitly
+                tab[a, b] = c
+                if c == 0:
+                    spill[p, a, b] += 1
 
 
 def joint_pass(mats, luts, tiles, model_pairs, joints, bits: int, threads: int | None = None) -> None:
     """``pass_two`` on the CPU: the sub-tiles of ``pass_tiles`` (so each pair's cosine has the
     very bits pass one binned), every model's product per sub-tile, then the joint counts of
-    each model pair, in per-thread int32 tables moved to int64 before they could overflow."""
+    each model pair in per-thread tables (uint8 with an int64 carry: ``_joint_sub``)."""
     threads = max(1, threads or nb.get_num_threads())
     used = sorted({m for p in model_pairs for m in p})
     slot = {m: i for i, m in enumerate(used)}
@@ -353,33 +361,25 @@ def joint_pass(mats, luts, tiles, model_pairs, joints, bits: int, threads: int |
     pairs = np.array([(slot[a], slot[b]) for a, b in model_pairs], dtype=np.int64).reshape(-1, 2)
     k = joints[model_pairs[0]].k if model_pairs else 1
     half = np.float32(2 ** (bits - 1))
-    tables = np.zeros((threads, len(model_pairs), k, k), dtype=np.int32)
-    total = np.zeros((len(model_pairs), k, k), dtype=np.int64)
-    unmoved = [0] * threads
+    tables = np.zeros((threads, len(model_pairs), k, k), dtype=np.uint8)
+    spill = np.zeros((threads, len(model_pairs), k, k), dtype=np.int64)  # pages touched only where counts wrap
+    lut = lut.astype(np.int16) if k <= 2 ** 15 else lut
     bufs = np.empty((threads, len(used) * SUB_ROWS * SUB_COLS), dtype=np.float32)
-    cidx = np.empty((threads, len(used), SUB_COLS), dtype=np.int32)
+    cidx = np.empty((threads, len(used), SUB_COLS), dtype=lut.dtype)
     panels = sorted(row_panels(tiles), key=lambda p: -sum((r1 - r0) * (c1 - c0) for _, _, r0, r1, c0, c1 in p))
-    lock = threading.Lock()
 
     def work(w: int, todo) -> None:
         for p in iter(todo, None):
-            pairs_in = sum((r1 - r0) * (c1 - c0) for _, _, r0, r1, c0, c1 in panels[p])
-            if unmoved[w] + pairs_in > INT32_ROOM:
-                with lock:
-                    total[...] += tables[w]
-                tables[w] = 0
-                unmoved[w] = 0
-            unmoved[w] += pairs_in
             for ti, _, r0, r1, c0, c1 in panels[p]:
                 S = bufs[w, : len(used) * (r1 - r0) * (c1 - c0)].reshape(len(used), r1 - r0, c1 - c0)
                 for i, X in enumerate(Xs):
                     np.matmul(X[r0:r1], X[c0:c1].T, out=S[i])
                 first = r0 + 1 - c0 if tiles[ti].diagonal else -(r1 - r0)
-                _joint_sub(S, first, lut, pairs, half, tables[w], cidx[w])
+                _joint_sub(S, first, lut, pairs, half, tables[w], spill[w], cidx[w])
 
     next_panel = _queue(len(panels))
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
         list(pool.map(lambda w: work(w, next_panel), range(threads)))
-    total += tables.sum(axis=0, dtype=np.int64)
+    total = spill.sum(axis=0) * 256 + tables.sum(axis=0, dtype=np.int64)
     for p, ab in enumerate(model_pairs):
         joints[ab].counts += total[p]
