@@ -88,27 +88,20 @@ def bare_products(X: np.ndarray, block: int) -> float:
 
 def sub_tile_products(X: np.ndarray, block: int) -> float:
     """The products the pass computes, alone: its sub-tiles, one thread each, single-threaded BLAS."""
-    import threadpoolctl
-    from concurrent.futures import ThreadPoolExecutor
-
     import numba
 
     from embcompare.similarity import fused
     from embcompare.similarity.tiles import plan_tiles
 
-    panels = fused.row_panels(plan_tiles(X.shape[0], block))
     threads = numba.get_num_threads()
     bufs = np.empty((threads, fused.SUB_ROWS * fused.SUB_COLS), dtype=np.float32)
-    nxt = iter(range(len(panels)))
 
-    def work(w: int) -> None:
-        for p in iter(lambda: next(nxt, None), None):
-            for _, _, r0, r1, c0, c1 in panels[p]:
-                np.matmul(X[r0:r1], X[c0:c1].T, out=bufs[w, : (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0))
+    def work(w: int, panel) -> None:
+        for _, _, r0, r1, c0, c1 in panel:
+            np.matmul(X[r0:r1], X[c0:c1].T, out=bufs[w, : (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0))
 
     t0 = time.perf_counter()
-    with threadpoolctl.threadpool_limits(1, "blas"), ThreadPoolExecutor(threads) as pool:
-        list(pool.map(work, range(threads)))
+    fused._run_panels(fused.row_panels(plan_tiles(X.shape[0], block)), threads, work)
     return time.perf_counter() - t0
 
 

@@ -269,26 +269,21 @@ def pass_tiles(X: np.ndarray, tiles, hist, fine, moments, topk, threads: int | N
     near = near_margin(bins, fine.bits)
     X = np.ascontiguousarray(X, dtype=np.float32)
     st = _ThreadState(threads, X.shape[0], len(fine.counts), bins, k, topk.threshold())
-    panels = sorted(row_panels(tiles), key=lambda p: -sum((r1 - r0) * (c1 - c0) for _, _, r0, r1, c0, c1 in p))
+    panels = row_panels(tiles)
     n_subs = Counter(sub[0] for p in panels for sub in p)
     moms = [np.zeros((n_subs[ti], 5)) for ti in range(len(tiles))]  # per sub-tile: n, sum, sum of squares, min, max
-    row_floor = topk.floor
 
-    def work(w: int, todo) -> None:
-        buf = st.buf[w]
-        for p in iter(todo, None):
-            st.reserve(w, sum((r1 - r0) * (c1 - c0) for _, _, r0, r1, c0, c1 in panels[p]))
-            for ti, si, r0, r1, c0, c1 in panels[p]:
-                S = buf[: (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
-                np.matmul(X[r0:r1], X[c0:c1].T, out=S)
-                first = r0 + 1 - c0 if tiles[ti].diagonal else -(r1 - r0)
-                _sub_tile(S, first, r0, c0, lo32, scale, half, near, cut, st.edge[w], st.fine[w], moms[ti][si],
-                          topk.vals[r0:r1], topk.idx[r0:r1], row_floor[r0:r1], st.cv[w, c0:c1], st.ci[w, c0:c1],
-                          st.ct[w, c0:c1], st.cmax[w], st.cmin[w], st.fb[w], st.todo[w])
+    def work(w: int, panel) -> None:
+        st.reserve(w, _pairs_of(panel))
+        for ti, si, r0, r1, c0, c1 in panel:
+            S = st.buf[w, : (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
+            np.matmul(X[r0:r1], X[c0:c1].T, out=S)
+            first = r0 + 1 - c0 if tiles[ti].diagonal else -(r1 - r0)
+            _sub_tile(S, first, r0, c0, lo32, scale, half, near, cut, st.edge[w], st.fine[w], moms[ti][si],
+                      topk.vals[r0:r1], topk.idx[r0:r1], topk.floor[r0:r1], st.cv[w, c0:c1], st.ci[w, c0:c1],
+                      st.ct[w, c0:c1], st.cmax[w], st.cmin[w], st.fb[w], st.todo[w])
 
-    next_panel = _queue(len(panels))
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda w: work(w, next_panel), range(threads)))
+    _run_panels(panels, threads, work)
     _merge_columns(st.cv, st.ci, topk.vals, topk.idx)
 
     counts = st.fine64.sum(axis=0) + st.fine.sum(axis=0, dtype=np.int64)
@@ -306,10 +301,21 @@ def pass_tiles(X: np.ndarray, tiles, hist, fine, moments, topk, threads: int | N
                                    float(mom[has, 3].min()), float(mom[has, 4].max()))
 
 
-def _queue(n: int):
-    """A callable handing out 0..n-1 once each, then None; safe across threads (the GIL)."""
-    it = iter(range(n))
-    return lambda: next(it, None)
+def _pairs_of(panel) -> int:
+    return sum((r1 - r0) * (c1 - c0) for _, _, r0, r1, c0, c1 in panel)
+
+
+def _run_panels(panels, threads: int, work) -> None:
+    """``work(w, panel)`` for every panel, on ``threads`` threads (w: the thread's number),
+    largest panels first so that none is left alone at the end; BLAS single-threaded meanwhile."""
+    order = iter(sorted(panels, key=_pairs_of, reverse=True))
+
+    def run(w: int) -> None:
+        for panel in iter(lambda: next(order, None), None):  # next() on one iterator: safe under the GIL
+            work(w, panel)
+
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        list(pool.map(run, range(threads)))
 
 
 @nb.njit(nogil=True, cache=True)
@@ -366,20 +372,16 @@ def joint_pass(mats, luts, tiles, model_pairs, joints, bits: int, threads: int |
     lut = lut.astype(np.int16) if k <= 2 ** 15 else lut
     bufs = np.empty((threads, len(used) * SUB_ROWS * SUB_COLS), dtype=np.float32)
     cidx = np.empty((threads, len(used), SUB_COLS), dtype=lut.dtype)
-    panels = sorted(row_panels(tiles), key=lambda p: -sum((r1 - r0) * (c1 - c0) for _, _, r0, r1, c0, c1 in p))
 
-    def work(w: int, todo) -> None:
-        for p in iter(todo, None):
-            for ti, _, r0, r1, c0, c1 in panels[p]:
-                S = bufs[w, : len(used) * (r1 - r0) * (c1 - c0)].reshape(len(used), r1 - r0, c1 - c0)
-                for i, X in enumerate(Xs):
-                    np.matmul(X[r0:r1], X[c0:c1].T, out=S[i])
-                first = r0 + 1 - c0 if tiles[ti].diagonal else -(r1 - r0)
-                _joint_sub(S, first, lut, pairs, half, tables[w], spill[w], cidx[w])
+    def work(w: int, panel) -> None:
+        for ti, _, r0, r1, c0, c1 in panel:
+            S = bufs[w, : len(used) * (r1 - r0) * (c1 - c0)].reshape(len(used), r1 - r0, c1 - c0)
+            for i, X in enumerate(Xs):
+                np.matmul(X[r0:r1], X[c0:c1].T, out=S[i])
+            first = r0 + 1 - c0 if tiles[ti].diagonal else -(r1 - r0)
+            _joint_sub(S, first, lut, pairs, half, tables[w], spill[w], cidx[w])
 
-    next_panel = _queue(len(panels))
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-        list(pool.map(lambda w: work(w, next_panel), range(threads)))
+    _run_panels(row_panels(tiles), threads, work)
     total = spill.sum(axis=0) * 256 + tables.sum(axis=0, dtype=np.int64)
     for p, ab in enumerate(model_pairs):
         joints[ab].counts += total[p]
