@@ -172,15 +172,16 @@ def _sub_tile(S, first, gi0, gj0, lo32, scale, fine_half, near, cut, hist, fine,
 
 
 @nb.njit(parallel=True, cache=True)
-def _merge_columns(col_vals, col_idx, vals, idx):
-    """Merge the chunks' column candidates into the running top-k rows (vals, idx)."""
-    n_chunks, bj, k = col_vals.shape
-    for j in nb.prange(bj):
-        for c in range(n_chunks):
+def merge_candidates(cand_vals, cand_idx, vals, idx):
+    """Insert sorted candidate rows (``cand_*[c, j]``: the c-th source's k best for row j, empty
+    slots last with index -1) into the running top-k rows (vals, idx), in the top-k order."""
+    n_sources, n, k = cand_vals.shape
+    for j in nb.prange(n):
+        for c in range(n_sources):
             for t in range(k):
-                if col_idx[c, j, t] < 0:
+                if cand_idx[c, j, t] < 0:
                     break
-                _insert(vals[j], idx[j], col_vals[c, j, t], col_idx[c, j, t])
+                _insert(vals[j], idx[j], cand_vals[c, j, t], cand_idx[c, j, t])
 
 
 @lru_cache(maxsize=8)
@@ -284,7 +285,7 @@ def pass_tiles(X: np.ndarray, tiles, hist, fine, moments, topk, threads: int | N
                       st.ct[w, c0:c1], st.cmax[w], st.cmin[w], st.fb[w], st.todo[w])
 
     _run_panels(panels, threads, work)
-    _merge_columns(st.cv, st.ci, topk.vals, topk.idx)
+    merge_candidates(st.cv, st.ci, topk.vals, topk.idx)
 
     counts = st.fine64.sum(axis=0) + st.fine.sum(axis=0, dtype=np.int64)
     fine.counts += counts

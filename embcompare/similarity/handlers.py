@@ -140,8 +140,9 @@ class TopK:
                                np.concatenate([v[row_ok], v[col_ok]]))
 
     def merge(self, other: "TopK") -> None:
-        has = np.flatnonzero(other.idx[:, 0] >= 0)
-        self._merge_candidates(np.repeat(has, self.k), other.idx[has].ravel(), other.vals[has].ravel())
+        from .fused import merge_candidates  # one insertion per candidate; a lexsort of all took 10x longer
+
+        merge_candidates(other.vals[None], other.idx[None], self.vals, self.idx)
         self.floor = np.maximum(self.floor, other.floor)
 
 
