@@ -25,9 +25,10 @@ from threadpoolctl import threadpool_limits
 from .binning import UniformBins, fine_index
 from .tiles import Tile
 
-# Rows x columns of a sub-tile: its float32 products (512 KiB) stay in a core's L2 cache while the
-# kernel reads them; single-threaded sgemm on this shape runs at full speed (benchmarks/README.md).
-SUB_ROWS, SUB_COLS = 256, 512
+# Rows x columns of a sub-tile: its float32 products (1 MiB) stay in a core's L2 cache while the
+# kernel reads them; single-threaded sgemm on this shape runs at full speed (benchmarks/README.md:
+# 512 x 512 and 1024 x 256 measured best, 256 x 512 ~8 % slower, 64 x 1024 ~25 %).
+SUB_ROWS, SUB_COLS = 512, 512
 INT32_ROOM = 2 ** 31 - 1  # values a thread's int32 fine counts take before they move to int64
 _NO_INDEX = np.iinfo(np.int64).max
 
