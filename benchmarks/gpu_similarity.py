@@ -4,7 +4,7 @@ the card's matrix-multiply peak reached.
 
     python benchmarks/gpu_similarity.py                       # CuPy, float32, 80k x 4096
     python benchmarks/gpu_similarity.py --dtype bfloat16      # products in bf16 through torch
-    python benchmarks/gpu_similarity.py --backend numpy --words 3000 --dim 64   # CPU smoke run
+    python benchmarks/gpu_similarity.py --backend numpy --words 3000 --dim 64 --block 1000   # CPU smoke run
 
 The vectors are seeded Gaussian plus a shared direction (so cosines sit away from 0, like an
 LLM's); timings do not depend on their values beyond the top-k candidate counts.
@@ -49,6 +49,8 @@ def main() -> None:
     off = [t for t in tiles if not t.diagonal]
     if a.max_tiles:
         off = off[: a.max_tiles]
+    if not off:
+        raise SystemExit(f"--block {a.block} >= --words {a.words}: no off-diagonal tile to time; give a smaller --block")
     name = "CPU"
     if xp is not np:
         props = xp.cuda.runtime.getDeviceProperties(0)
