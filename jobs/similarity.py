@@ -23,7 +23,7 @@ from typing import Any
 
 import hydra
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import common  # noqa: F401 - puts the repo on sys.path
 from common import load_vocab, log, start_ray, unwrap, worker_resources
@@ -131,20 +131,20 @@ def load_models(cfg: DictConfig) -> tuple[list[str], list[np.ndarray], dict[str,
         w, X = store.read_embeddings(d)
         keep = [i for i, x in enumerate(w) if x in in_vocab]
         loaded[m] = ({w[i]: j for j, i in enumerate(keep)}, X[keep], store.read_manifest(d)["key"])
-    common = [w for w in vocab if all(w in row for row, _, _ in loaded.values())]
-    info, mats, zero_any = {}, [], np.zeros(len(common), dtype=bool)
+    shared = [w for w in vocab if all(w in row for row, _, _ in loaded.values())]
+    info, mats, zero_any = {}, [], np.zeros(len(shared), dtype=bool)
     for m, (row, X, key) in loaded.items():
-        Xc = X[[row[w] for w in common]]
+        Xc = X[[row[w] for w in shared]]
         info[m] = {"vocab_words": len(vocab), "embedded": len(row), "missing": len(vocab) - len(row),
                    "embeddings_key": key}
         try:
-            _, zero = normalize(Xc, common)
+            _, zero = normalize(Xc, shared)
         except ValueError as e:
             raise SystemExit(f"error: model {m}: {e}") from None
         zero_any |= zero
-        info[m]["zero_norm_words"] = [common[i] for i in np.flatnonzero(zero)]
+        info[m]["zero_norm_words"] = [shared[i] for i in np.flatnonzero(zero)]
         mats.append(Xc)
-    words = [w for w, z in zip(common, zero_any) if not z]
+    words = [w for w, z in zip(shared, zero_any) if not z]
     mats = [normalize(X[~zero_any], words)[0] for X in mats]
     return words, mats, info
 

@@ -98,8 +98,6 @@ def test_google_set_agrees_with_gensim_question_by_question(glove_space):
 
 
 def test_word_pair_similarity_against_human_ratings(glove_space):
-    from scipy import stats
-
     from embcompare.datasets import RatedPair, load_word_pairs
     from embcompare.wordsim import evaluate
 

@@ -1,6 +1,5 @@
 """The embedding-API backend against a local server that speaks the endpoint and injects faults."""
 import os
-import time
 
 import numpy as np
 import pytest

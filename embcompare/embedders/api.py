@@ -9,7 +9,6 @@ variable the config names; it is never stored, logged, or put in an error messag
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import sqlite3

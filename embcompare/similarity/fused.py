@@ -23,7 +23,6 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .binning import UniformBins, fine_index
-from .tiles import Tile
 
 # Rows x columns of a sub-tile: its float32 products (1 MiB) stay in a core's L2 cache while the
 # kernel reads them; single-threaded sgemm on this shape runs at full speed (benchmarks/README.md:

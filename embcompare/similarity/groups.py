@@ -3,7 +3,7 @@ and their cosine statistics, computed directly from the pairs' vectors."""
 from __future__ import annotations
 
 from itertools import combinations
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numba as nb
 import numpy as np
