@@ -263,6 +263,8 @@ def pass_tiles(X: np.ndarray, tiles, hist, fine, moments, topk, threads: int | N
     over it. Results do not depend on which thread ran what: counts are integers, top-k has a
     total order, and the float64 sums are combined in sub-tile order.
     """
+    if fine.bits > 27:
+        raise ValueError(f"the CPU kernel flags fine-bin indices above bit 27: {fine.bits} fine bits are too many")
     threads = max(1, threads or nb.get_num_threads())
     bins, k = hist.binning.bins, topk.k
     cut, owner = fine_to_contract(bins, fine.bits)
