@@ -385,6 +385,7 @@ def joint_pass(mats, luts, tiles, model_pairs, joints, bits: int, threads: int |
             _joint_sub(S, first, lut, pairs, half, tables[w], spill[w], cidx[w])
 
     _run_panels(row_panels(tiles), threads, work)
-    total = spill.sum(axis=0) * 256 + tables.sum(axis=0, dtype=np.int64)
-    for p, ab in enumerate(model_pairs):
-        joints[ab].counts += total[p]
+    for p, ab in enumerate(model_pairs):  # pair by pair: no temporary of all the pairs' tables
+        for w in range(threads):
+            joints[ab].counts += tables[w, p]
+            joints[ab].counts += spill[w, p] * 256
