@@ -42,26 +42,18 @@ def new_partial(n: int, bins: int, k: int, floor: np.ndarray | None = None) -> M
     return ModelPartial(Histogram(bins), FineHistogram(), Moments(), TopK(n, k, floor) if k else None)
 
 
-def _fused_available() -> bool:
-    try:
-        from . import fused  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def pass_one(Xd, tiles: Sequence[Tile], *, bins: int, k: int, floor: np.ndarray | None = None,
              xp: ModuleType = np, fused: bool | None = None, threads: int | None = None) -> ModelPartial:
     """Histogram, fine histogram, moments and top-k of one model (unit rows ``Xd`` on the
     device) over ``tiles``.
 
-    On NumPy with Numba installed (``fused`` None or True), each tile is read once by the fused
+    On NumPy (``fused`` None or True), each tile is read once by the fused
     CPU kernel on ``threads`` threads (default: Numba's count); otherwise (CuPy, or
     ``fused=False``) by the array-namespace handlers.
     """
     part = new_partial(Xd.shape[0], bins, k, floor)
     if fused is None:
-        fused = xp is np and k > 0 and _fused_available()
+        fused = xp is np and k > 0
     if fused:
         from .fused import pass_tiles
 
@@ -88,7 +80,7 @@ def pass_two(Xds: Sequence, luts: Sequence, tiles: Sequence[Tile], model_pairs: 
     over ``tiles``, for each pair (a, b) of model positions."""
     joints = {p: JointHistogram(k) for p in model_pairs}
     if fused is None:
-        fused = xp is np and _fused_available()
+        fused = xp is np
     if fused:
         from .binning import FINE_BITS
         from .fused import joint_pass

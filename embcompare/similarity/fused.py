@@ -2,10 +2,10 @@
 candidates read each cosine once, where the array-namespace handlers read it a dozen times.
 
 Same results as the handlers (tests compare them): the same bin edges and tie order; the
-moments differ only in the order of float64 additions. A tile is cut into sub-tiles small
+moments differ only in the order of float64 additions. Tiles are cut into sub-tiles small
 enough to stay in a core's cache between their product and the kernel that reads them; each
-thread computes its own (single-threaded BLAS), so the cores never wait on each other within
-a tile and the products never go out to memory.
+thread computes its own (single-threaded BLAS) from one queue of row panels, so the cores
+never wait on each other and the products never go out to memory.
 
 The contract histogram comes from the fine one: a fine bin holding no contract edge lies in
 one contract bin, so its count moves there whole; only values in the (few) fine bins that an
@@ -171,17 +171,12 @@ def _sub_tile(S, first, gi0, gj0, lo32, scale, fine_half, near, cut, hist, fine,
     mom[4] = cmax[:bj].max()
 
 
-@nb.njit(parallel=True, cache=True)
-def merge_candidates(cand_vals, cand_idx, vals, idx):
-    """Insert sorted candidate rows (``cand_*[c, j]``: the c-th source's k best for row j, empty
-    slots last with index -1) into the running top-k rows (vals, idx), in the top-k order."""
-    n_sources, n, k = cand_vals.shape
-    for j in nb.prange(n):
-        for c in range(n_sources):
-            for t in range(k):
-                if cand_idx[c, j, t] < 0:
-                    break
-                _insert(vals[j], idx[j], cand_vals[c, j, t], cand_idx[c, j, t])
+@nb.njit(nogil=True, cache=True)
+def insert_candidates(rows, cols, vals, top_vals, top_idx):
+    """Insert each candidate (row, col, value) into the sorted top-k rows (top_vals, top_idx),
+    in the top-k order: the result does not depend on the candidates' order."""
+    for t in range(rows.shape[0]):
+        _insert(top_vals[rows[t]], top_idx[rows[t]], vals[t], cols[t])
 
 
 @lru_cache(maxsize=8)
@@ -287,7 +282,8 @@ def pass_tiles(X: np.ndarray, tiles, hist, fine, moments, topk, threads: int | N
                       st.ct[w, c0:c1], st.cmax[w], st.cmin[w], st.fb[w], st.todo[w])
 
     _run_panels(panels, threads, work)
-    merge_candidates(st.cv, st.ci, topk.vals, topk.idx)
+    w, j, t = np.nonzero(st.ci >= 0)
+    topk.add_candidates(j, st.ci[w, j, t], st.cv[w, j, t])
 
     counts = st.fine64.sum(axis=0) + st.fine.sum(axis=0, dtype=np.int64)
     fine.counts += counts

@@ -93,21 +93,12 @@ class TopK:
     def threshold(self) -> np.ndarray:
         return np.maximum(self.vals[:, -1], self.floor)
 
-    def _merge_candidates(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
-        if rows.size == 0:
-            return
-        touched = np.unique(rows)
-        k = self.k
-        r = np.concatenate([np.repeat(touched, k), rows])
-        c = np.concatenate([self.idx[touched].ravel(), cols])
-        v = np.concatenate([self.vals[touched].ravel(), vals])
-        c_key = np.where(c < 0, np.iinfo(np.int64).max, c)  # empty slots sort last among ties
-        order = np.lexsort((c_key, -v, r))
-        r, c, v = r[order], c[order], v[order]
-        start = np.searchsorted(r, touched)
-        take = (start[:, None] + np.arange(k)[None, :]).ravel()
-        self.vals[touched] = v[take].reshape(-1, k)
-        self.idx[touched] = c[take].reshape(-1, k)
+    def add_candidates(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
+        """Offer the pairs (row, col) with their values to the rows' top-k (host arrays)."""
+        from .fused import insert_candidates  # one insertion each: no sort of all the candidates
+
+        insert_candidates(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64),
+                          np.asarray(vals, dtype=np.float32), self.vals, self.idx)
 
     def add_diagonal(self, S, i0: int, xp: ModuleType = np) -> None:
         """A diagonal tile (the block against itself, full square): top-k of each row. Writes
@@ -121,7 +112,7 @@ class TopK:
         part = xp.argpartition(-S, kk - 1, axis=1)[:, :kk]
         pv = xp.take_along_axis(S, part, axis=1)
         rows = np.repeat(np.arange(i0, i0 + b), kk)
-        self._merge_candidates(rows, to_numpy(part).ravel() + i0, to_numpy(pv).ravel())
+        self.add_candidates(rows, to_numpy(part).ravel() + i0, to_numpy(pv).ravel())
 
     def add_offdiagonal(self, S, i0: int, j0: int, xp: ModuleType = np) -> None:
         """A tile of rows i0.. against columns j0.. (disjoint): candidates for both sides."""
@@ -135,14 +126,13 @@ class TopK:
         ri, ci, v = to_numpy(ri), to_numpy(ci), to_numpy(v)
         row_ok = v >= thr[i0 + ri]
         col_ok = v >= thr[j0 + ci]
-        self._merge_candidates(np.concatenate([i0 + ri[row_ok], j0 + ci[col_ok]]),
+        self.add_candidates(np.concatenate([i0 + ri[row_ok], j0 + ci[col_ok]]),
                                np.concatenate([j0 + ci[row_ok], i0 + ri[col_ok]]),
                                np.concatenate([v[row_ok], v[col_ok]]))
 
     def merge(self, other: "TopK") -> None:
-        from .fused import merge_candidates  # one insertion per candidate; a lexsort of all took 10x longer
-
-        merge_candidates(other.vals[None], other.idx[None], self.vals, self.idx)
+        rows, slots = np.nonzero(other.idx >= 0)
+        self.add_candidates(rows, other.idx[rows, slots], other.vals[rows, slots])
         self.floor = np.maximum(self.floor, other.floor)
 
 
