@@ -3,6 +3,8 @@ full-matrix baseline, and peak memory as the vocabulary grows.
 
     .venv/bin/python benchmarks/similarity_pass.py time --words 20000 --dim 300
     .venv/bin/python benchmarks/similarity_pass.py memory --words 10000 20000 40000 77503 --dim 300
+    .venv/bin/python benchmarks/similarity_pass.py sweep --words 20000 --dim 300 --shapes 256x512 512x512 1024x256
+    .venv/bin/python benchmarks/similarity_pass.py joint --words 15000
 
 Vectors: real MiniLM embeddings of the WordNet words from an embeddings store (run
 `make run` first), projected to --dim with a seeded Gaussian matrix, so the neighbourhood
@@ -50,10 +52,15 @@ def whole_pass(X: np.ndarray, block: int, k: int = 10, bins: int = 2000):
     tiles = plan_tiles(X.shape[0], block)
     diag = pass_one(X, [t for t in tiles if t.diagonal], bins=bins, k=k)
     off = pass_one(X, [t for t in tiles if not t.diagonal], bins=bins, k=k, floor=diag.topk.threshold())
+    t0 = time.perf_counter()
     part = new_partial(X.shape[0], bins, k)
     part.merge(diag)
     part.merge(off)
+    MERGE_SECONDS.append(time.perf_counter() - t0)
     return part
+
+
+MERGE_SECONDS: list[float] = []  # what each whole_pass spent merging its two partials
 
 
 def groups(X: np.ndarray, n: int) -> tuple[int, float, float]:
@@ -145,6 +152,7 @@ def cmd_time(a) -> None:
           f"min {min(subs):5.2f} s, median {med(subs):5.2f} s")
     print(f"  whole pass (histogram+fine+moments+top-k): min {min(full):5.2f} s, median {med(full):5.2f} s"
           f"  = {min(full) / min(bare):.2f}x bare (min/min), {med(full) / med(bare):.2f}x (median/median)")
+    print(f"  of which merging the diagonal and other tiles' partials: min {min(MERGE_SECONDS[-a.repeat:]) * 1e3:.0f} ms")
     full = min(full)
     bare = min(bare)
     n_groups, build, g = groups(X, a.words)
@@ -208,21 +216,83 @@ def cmd_one(a) -> None:
                       "pairs_per_s": n * (n - 1) / 2 / s}))
 
 
+def cmd_sweep(a) -> None:
+    """Whole pass per sub-tile shape, the shapes measured in turn a.repeat times."""
+    from embcompare.similarity import fused
+
+    X = vectors(a.store, a.words[0], a.dim)
+    whole_pass(X[: 2 * a.block], a.block)
+    shapes = [tuple(int(v) for v in sh.split("x")) for sh in a.shapes]
+    times: dict[tuple[int, int], list[float]] = {sh: [] for sh in shapes}
+    for _ in range(a.repeat):
+        for sh in shapes:
+            fused.SUB_ROWS, fused.SUB_COLS = sh
+            t0 = time.perf_counter()
+            whole_pass(X, a.block)
+            times[sh].append(time.perf_counter() - t0)
+    for (r, c), v in times.items():
+        print(f"  sub-tile {r:5d} x {c:5d}: whole pass min {min(v):.3f} s, median {np.median(v):.3f} s")
+
+
+def cmd_joint(a) -> None:
+    """The joint (rank) pass: three real models over their shared first --words words, or
+    --synthetic-models seeded Gaussian models (every pair of them), with the process peak RSS."""
+    from itertools import combinations
+
+    from embcompare.similarity.binning import equal_mass_lut
+    from embcompare.similarity.engine import pass_one, pass_two
+    from embcompare.similarity.tiles import normalize, plan_tiles
+    from embcompare.store import read_aligned
+
+    n = a.words[0]
+    if a.synthetic_models:
+        rng = np.random.default_rng(0)
+        mats = [rng.standard_normal((n, a.dim)).astype(np.float32) + 1 for _ in range(a.synthetic_models)]
+        words = [str(i) for i in range(n)]
+        what = f"{a.synthetic_models} seeded Gaussian models, {a.dim} dims"
+    else:
+        dirs = [str(Path(a.store).parent / m) for m in a.models]
+        words, mats = read_aligned(dirs)
+        mats = [m[:n] for m in mats]
+        what = ", ".join(a.models)
+    mats = [normalize(m, words[:n])[0] for m in mats]
+    tiles = plan_tiles(n, a.block)
+    luts = [equal_mass_lut(pass_one(m, tiles, bins=2000, k=10).fine.counts, 2048) for m in mats]
+    pairs = list(combinations(range(len(mats)), 2))
+    pass_two(mats, luts, tiles[:1], pairs, 2048)  # loads the compiled kernel
+    times = []
+    for _ in range(a.repeat):
+        t0 = time.perf_counter()
+        pass_two(mats, luts, tiles, pairs, 2048)
+        times.append(time.perf_counter() - t0)
+    print(f"{what}: {n} words, {len(pairs)} model pairs, rank bins 2048: joint pass min {min(times):.2f} s, "
+          f"median {np.median(times):.2f} s; process peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["time", "memory", "_one"])
+    ap.add_argument("what", choices=["time", "memory", "sweep", "joint", "_one"])
     ap.add_argument("--store", default=str(ROOT / "outputs" / "embeddings" / "sbert_minilm"))
     ap.add_argument("--words", type=int, nargs="+", default=[20000])
     ap.add_argument("--dim", type=int, default=300)
     ap.add_argument("--block", type=int, default=4096)
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--shapes", nargs="+", default=["256x512", "512x512", "1024x256"], help="sweep: sub-tile shapes")
+    ap.add_argument("--models", nargs="+", default=["glove_6b_50d", "sbert_minilm", "smollm2_135m"],
+                    help="joint: stores next to --store")
+    ap.add_argument("--synthetic-models", type=int, default=0, help="joint: this many seeded models instead")
     a = ap.parse_args()
     if a.what == "time":
         a.words = a.words[0]
         cmd_time(a)
     elif a.what == "memory":
         cmd_memory(a)
+    elif a.what == "sweep":
+        cmd_sweep(a)
+    elif a.what == "joint":
+        cmd_joint(a)
     else:
         cmd_one(a)
 
