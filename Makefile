@@ -11,9 +11,9 @@ OUT ?= outputs
 ARGS ?=
 ANALOGY_ARGS ?=
 
-.PHONY: run test test-slow setup wordnet clean
+.PHONY: run test test-slow setup wordnet chromium clean
 
-setup: $(STAMP) wordnet
+setup: $(STAMP) wordnet chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,15 @@ wordnet:
 	else \
 		echo "WordNet 3.0 is missing: run 'sudo apt-get install -y wordnet-base'" \
 		     "(or 'python -m nltk.downloader wordnet', or set vocab.wordnet_dir=...)"; exit 1; \
+	fi
+
+# Headless Chromium renders the report in the tests (every figure must load); optional for `make run`.
+chromium:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq chromium) >/dev/null; \
+	else \
+		echo "note: Chromium is missing ('sudo apt-get install -y chromium'); the report test needs it"; \
 	fi
 
 MODELS ?= glove_6b_50d,sbert_minilm,smollm2_135m

@@ -1,50 +1,167 @@
-"""The embeddings store: per model, Parquet shards ``part-NNNNN.parquet`` and ``manifest.json``.
+"""Where results live: a local folder or an object store, and the embeddings store in it.
 
+Every path a job reads or writes goes through this module, so ``out_dir`` may be a local path
+or a URI (``s3://bucket/prefix``, ``gs://bucket/prefix``; any filesystem pyarrow opens, with
+its usual credentials and settings: for an S3-compatible server, ``AWS_ENDPOINT_URL``). Paths
+are plain strings joined with :func:`join`. Every file is committed whole: locally it is
+written under a temporary name and renamed; on an object store it is one object, which
+appears only when its upload completes. A reader never sees half a file.
+
+The embeddings store: per model, Parquet shards ``part-*.parquet`` and ``manifest.json``.
 Shard columns: ``word`` (string), ``vector`` (fixed_size_list<float32>[d]), ``n_tokens``
-(int32). A shard's schema metadata holds the key of the work that made it and the words
-of the shard that the model lacked, so a rerun can skip it and still count them.
-Every file is written under a temporary name and renamed: a reader never sees half a file.
+(int32). A shard's schema metadata holds the key of the work that made it and the words of the
+shard that the model lacked, so a rerun can skip it and still count them.
 """
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
-from pathlib import Path
+import uuid
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 TMP_PREFIX = ".tmp-"
 _KEY = b"embcompare.key"
 _MISSING = b"embcompare.missing"
 
+def is_uri(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names an object store or other remote filesystem (``scheme://``)."""
+    s = os.fspath(path)
+    return "://" in s and not s.startswith("file://")
+
+
+def join(base: str | os.PathLike, *parts: str) -> str:
+    """``base`` and ``parts`` joined with '/', for local paths and URIs alike."""
+    s = os.fspath(base)
+    if not is_uri(s):
+        return os.path.join(s, *parts)
+    return "/".join([s.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+@lru_cache(maxsize=None)
+def _filesystem(root: str) -> pafs.FileSystem:
+    fs, _ = pafs.FileSystem.from_uri(root)
+    return fs
+
+
+def resolve(path: str | os.PathLike) -> tuple[pafs.FileSystem, str]:
+    """(pyarrow filesystem, path inside it) for a local path or a URI."""
+    s = os.fspath(path)
+    if s.startswith("file://"):
+        s = s[len("file://"):]
+    if not is_uri(s):
+        return pafs.LocalFileSystem(), os.path.abspath(s)
+    scheme, rest = s.split("://", 1)
+    bucket = rest.split("/", 1)[0]
+    fs = _filesystem(f"{scheme}://{bucket}")
+    return fs, rest.rstrip("/")
+
+
+def exists(path: str | os.PathLike) -> bool:
+    fs, p = resolve(path)
+    return fs.get_file_info(p).type != pafs.FileType.NotFound
+
+
+def is_dir(path: str | os.PathLike) -> bool:
+    fs, p = resolve(path)
+    info = fs.get_file_info(p)
+    if info.type == pafs.FileType.Directory:
+        return True
+    # Object stores have no folders: a prefix with objects under it counts as one.
+    return is_uri(path) and bool(list_files(path))
+
+
+def list_files(folder: str | os.PathLike, pattern: str = "*") -> list[str]:
+    """Sorted paths (in ``folder``'s own form: local path or URI) of the files directly in
+    ``folder`` whose name matches the glob ``pattern``; [] when there is no such folder."""
+    fs, p = resolve(folder)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True, recursive=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File
+                   and fnmatch.fnmatchcase(i.base_name, pattern))
+    return [join(folder, n) for n in names]
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Delete a file; nothing when it is not there."""
+    fs, p = resolve(path)
+    try:
+        fs.delete_file(p)
+    except FileNotFoundError:
+        pass
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    fs, p = resolve(path)
+    with fs.open_input_stream(p) as f:
+        return f.read()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole (see the module's docstring)."""
+    fs, p = resolve(path)
+    if isinstance(fs, pafs.LocalFileSystem):
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        tmp = _tmp_path(p)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, p)
+        return
+    with fs.open_output_stream(p) as f:
+        f.write(data)
+
+
+def _tmp_path(path: str) -> str:
+    d, name = os.path.split(path)
+    return os.path.join(d, f"{TMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}-{name}")
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Raise PermissionError naming ``folder`` unless a file can be written there and removed:
+    called before any work starts, so that no work is lost at the end."""
+    probe = join(folder, f"{TMP_PREFIX}probe-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        write_bytes(probe, b"")
+        remove(probe)
+    except (OSError, pa.ArrowException) as e:
+        raise PermissionError(f"out_dir {os.fspath(folder)!r} is not writable: {e}") from None
+
 
 def shard_name(i: int) -> str:
     return f"part-{i:05d}.parquet"
 
 
-def _tmp_path(path: Path) -> Path:
-    return path.with_name(f"{TMP_PREFIX}{os.getpid()}-{path.name}")
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(read_bytes(path).decode("utf-8"))
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``obj`` as indented, key-sorted JSON, whole."""
+    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def write_table(path: str | os.PathLike, table: pa.Table) -> None:
-    """Write an Arrow table as Parquet, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+def _parquet_bytes(table: pa.Table, **kwargs: Any) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, **kwargs)
+    return sink.getvalue().to_pybytes()
+
+
+def write_table(path: str | os.PathLike, table: pa.Table, **kwargs: Any) -> None:
+    """Write an Arrow table as Parquet, whole (``kwargs`` go to ``pq.write_table``)."""
+    write_bytes(path, _parquet_bytes(table, **kwargs))
+
+
+def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None) -> pa.Table:
+    fs, p = resolve(path)
+    return pq.read_table(p, filesystem=fs, columns=None if columns is None else list(columns))
 
 
 def embeddings_table(words: Sequence[str], vectors: np.ndarray, n_tokens: Sequence[int]) -> pa.Table:
@@ -59,41 +176,41 @@ def embeddings_table(words: Sequence[str], vectors: np.ndarray, n_tokens: Sequen
 
 
 def write_shard(path: str | os.PathLike, table: pa.Table, key: str, missing: Sequence[str]) -> None:
-    """Write one shard atomically, tagging it with ``key`` and its missing words."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write one shard whole, tagging it with ``key`` and its missing words."""
     meta = {_KEY: key.encode(), _MISSING: json.dumps(list(missing)).encode()}
-    table = table.replace_schema_metadata(meta)
-    tmp = _tmp_path(path)
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
+    write_table(path, table.replace_schema_metadata(meta), compression="zstd")
 
 
 def shard_info(path: str | os.PathLike) -> tuple[str | None, list[str]]:
     """(key, missing words) stored in a shard; (None, []) when the file is unreadable."""
     try:
-        meta = pq.read_schema(path).metadata or {}
+        fs, p = resolve(path)
+        meta = pq.read_schema(p, filesystem=fs).metadata or {}
     except (OSError, pa.ArrowException):
         return None, []
     key = meta.get(_KEY)
     return (key.decode() if key else None), json.loads(meta.get(_MISSING, b"[]"))
 
 
-def clear_temporary(model_dir: str | os.PathLike) -> None:
+def clear_temporary(folder: str | os.PathLike) -> None:
     """Remove temporary files a killed writer left behind."""
-    d = Path(model_dir)
-    if d.is_dir():
-        for p in d.glob(f"{TMP_PREFIX}*"):
-            p.unlink()
+    for p in list_files(folder, f"{TMP_PREFIX}*"):
+        remove(p)
 
 
 def read_embeddings(model_dir: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     """Return (words, vectors) of one model: vectors is a float32 (n, d) array in shard order."""
-    d = Path(model_dir)
-    parts = sorted(d.glob("part-*.parquet"))
+    parts = list_files(model_dir, "part-*.parquet")
     if not parts:
-        raise FileNotFoundError(f"{d}: no embeddings (part-*.parquet); run jobs/extract.py for this model first")
-    table = pa.concat_tables(pq.read_table(p, columns=["word", "vector"]) for p in parts)
+        raise FileNotFoundError(f"{os.fspath(model_dir)}: no embeddings (part-*.parquet); run jobs/extract.py "
+                                f"for this model first")
+    tables = [read_table(p, columns=["word", "vector"]) for p in parts]
+    dims = {t.schema.field("vector").type.list_size for t in tables}
+    if len(dims) > 1:
+        by_dim = {t.schema.field("vector").type.list_size: os.path.basename(p) for t, p in zip(tables, parts)}
+        raise ValueError(f"{os.fspath(model_dir)}: shards of different dimensions {by_dim}; remove the stale "
+                         f"shards and extract again")
+    table = pa.concat_tables(tables)
     words = table.column("word").to_pylist()
     vec = table.column("vector").combine_chunks()
     dim = vec.type.list_size
@@ -116,4 +233,4 @@ def read_aligned(model_dirs: Sequence[str | os.PathLike]) -> tuple[list[str], li
 
 
 def read_manifest(model_dir: str | os.PathLike) -> dict:
-    return json.loads((Path(model_dir) / "manifest.json").read_text(encoding="utf-8"))
+    return read_json(join(model_dir, "manifest.json"))
