@@ -1,0 +1,235 @@
+"""The whole study in one command: extraction, all-pairs similarity, analogies and word-pair
+similarity, contextual measures, report; each stage skips the work it has done.
+
+    python jobs/pipeline.py                                   # the embedded default, full WordNet list
+    python jobs/pipeline.py 'models=[glove_6b_50d,sbert_minilm]' vocab.max_words=5000 out_dir=/tmp/x
+    python jobs/pipeline.py 'stages=[similarity,report]' similarity.top_k=20
+    ray job submit --working-dir . -- python jobs/pipeline.py 'models=[llama3_8b,mistral_7b]' out_dir=s3://b/run
+
+Each stage's config is its own file (conf/<stage>.yaml); an override goes to the stages that
+have its key: ``models``, ``out_dir``, ``vocab.*``, ``workers.*`` and ``ray.*`` to every stage,
+``extract.*`` and ``model.*`` to extraction, ``similarity.*`` to similarity, ``analogy.*`` and
+``wordsim.*`` to analogies, ``contextual.*`` and ``report.*`` to theirs. Every stage's config is
+composed and checked before the first stage starts, so a typo costs nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Sequence
+
+import common  # noqa: F401 - puts the repo on sys.path
+from common import CONF_DIR, ROOT, log
+
+STAGES = ("extract", "similarity", "analogy", "contextual", "report")
+DEFAULT_MODELS = ("glove_6b_50d", "sbert_minilm", "smollm2_135m")
+# Override prefix -> the stages it goes to (None: every stage whose config has the key).
+ROUTES: dict[str, tuple[str, ...] | None] = {
+    "models": None, "out_dir": None, "vocab": None, "workers": None, "ray": None,
+    "extract": ("extract",), "model": ("extract",), "similarity": ("similarity",),
+    "analogy": ("analogy",), "wordsim": ("analogy",), "contextual": ("contextual",), "report": ("report",),
+}
+
+
+class PipelineError(ValueError):
+    pass
+
+
+@dataclass
+class Plan:
+    stages: list[str]
+    models: list[str]
+    out_dir: str
+    overrides: dict[str, list[str]] = field(default_factory=dict)  # stage -> Hydra overrides
+
+
+def _key_of(override: str) -> tuple[str, str]:
+    """(key, value) of a Hydra override ``key=value`` (also ``+key=`` / ``~key``)."""
+    if "=" not in override:
+        raise PipelineError(f"override {override!r} is not key=value")
+    key, value = override.split("=", 1)
+    return key.lstrip("+~"), value
+
+
+def _parse_list(value: str) -> list[str]:
+    v = value.strip()
+    if v.startswith("[") and v.endswith("]"):
+        v = v[1:-1]
+    return [x.strip().strip("'\"") for x in v.split(",") if x.strip()]
+
+
+def plan(argv: Sequence[str]) -> Plan:
+    """Split the command line's overrides among the stages; refuse what no stage takes."""
+    stages, models, out_dir = list(STAGES), list(DEFAULT_MODELS), "outputs"
+    routed: list[tuple[str, str]] = []
+    for arg in argv:
+        key, value = _key_of(arg)
+        head = key.split(".", 1)[0]
+        if key == "stages":
+            stages = _parse_list(value)
+            unknown = [s for s in stages if s not in STAGES]
+            if unknown or not stages:
+                raise PipelineError(f"stages={value}: unknown stage(s) {unknown}; stages are {list(STAGES)}")
+            continue
+        if head not in ROUTES:
+            raise PipelineError(f"override {arg!r}: no stage takes '{head}'; keys are stages=[...] and "
+                                f"{', '.join(sorted(ROUTES))} (e.g. similarity.top_k=20)")
+        if key == "models":
+            models = _parse_list(value)
+        elif key == "out_dir":
+            out_dir = value
+        routed.append((head, arg))
+    order = [s for s in STAGES if s in stages]  # the data flow fixes the order
+    out = Plan(order, models, out_dir)
+    for stage in order:
+        mine = [a for head, a in routed if ROUTES[head] is None or stage in ROUTES[head]]
+        mine = [a for a in mine if not a.startswith("models=")]
+        models_arg = f"model=[{','.join(models)}]" if stage == "extract" else f"models=[{','.join(models)}]"
+        out.overrides[stage] = [models_arg, f"out_dir={out_dir}", *[a for a in mine if not a.startswith("out_dir=")]]
+    return out
+
+
+def compose(stage: str, overrides: list[str]):
+    """The stage's config as its own job would see it (conf/<stage>.yaml + overrides)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=stage, overrides=overrides)
+
+
+def _drop_unknown_shared(stage: str, overrides: list[str]) -> list[str]:
+    """Shared keys (vocab, workers, ray) go only to stages whose config has that section."""
+    from omegaconf import OmegaConf
+
+    base = compose(stage, [o for o in overrides if o.startswith(("model=", "models="))])
+    keep = []
+    for o in overrides:
+        key, _ = _key_of(o)
+        head = key.split(".", 1)[0]
+        if ROUTES.get(head) is None and head not in ("models", "out_dir") and OmegaConf.select(base, head) is None:
+            continue
+        if head in ("models", "model") and OmegaConf.select(base, head) is None:
+            continue
+        keep.append(o)
+    return keep
+
+
+def load_job(stage: str) -> ModuleType:
+    """jobs/<stage>.py as a module (its ``run(cfg)`` does the stage's work)."""
+    path = ROOT / "jobs" / f"{stage}.py"
+    spec = importlib.util.spec_from_file_location(f"embcompare_jobs_{stage}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "run"):
+        raise PipelineError(f"{path} has no run(cfg)")
+    return module
+
+
+def check(module: ModuleType, cfg: Any) -> None:
+    """Refuse a stage's config before any stage runs, with the job's own checker."""
+    checker = getattr(module, "check", None) or getattr(module, "check_config", None)
+    if checker is not None:
+        checker(cfg)
+
+
+def config_digest(cfg: Any) -> str:
+    from omegaconf import OmegaConf
+
+    return hashlib.sha256(json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True,
+                                     default=str).encode()).hexdigest()
+
+
+def _inputs_digest(out_dir: str, models: list[str]) -> str:
+    """What the later stages read from extraction: each model's embeddings key."""
+    from embcompare import store
+
+    keys = []
+    for m in models:
+        path = store.join(out_dir, "embeddings", m, "manifest.json")
+        keys.append(store.read_json(path).get("key") if store.exists(path) else None)
+    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()
+
+
+def run_pipeline(argv: Sequence[str]) -> dict[str, Any]:
+    from embcompare import store
+    from embcompare.config import ConfigError
+
+    p = plan(argv)
+    jobs, cfgs = {}, {}
+    for stage in p.stages:  # everything checked before anything runs
+        jobs[stage] = load_job(stage)
+        try:
+            cfgs[stage] = compose(stage, _drop_unknown_shared(stage, p.overrides[stage]))
+            check(jobs[stage], cfgs[stage])
+        except ConfigError as e:
+            raise PipelineError(f"stage {stage}: {e}") from None
+        except Exception as e:  # Hydra's override errors name the key
+            if type(e).__name__ in ("ConfigCompositionException", "OverrideParseException",
+                                    "ConfigAttributeError", "ConfigKeyError", "MissingConfigException"):
+                raise PipelineError(f"stage {stage}: {e}") from None
+            raise
+    store.check_writable(p.out_dir)
+    headlines: dict[str, Any] = {}
+    started = time.time()
+    for stage in p.stages:
+        marker = store.join(p.out_dir, ".pipeline", f"{stage}.json")
+        digest = config_digest(cfgs[stage])
+        inputs = _inputs_digest(p.out_dir, p.models) if stage != "extract" else ""
+        if stage not in ("extract", "report") and store.exists(marker):
+            seen = store.read_json(marker)
+            if seen.get("config") == digest and seen.get("inputs") == inputs:
+                log.info("%s: done for this config and these embeddings; skipped", stage)
+                headlines[stage] = seen.get("headline", {})
+                continue
+        t0 = time.time()
+        print(f"== {stage} ==", flush=True)
+        result = jobs[stage].run(cfgs[stage]) or {}
+        headlines[stage] = result
+        store.write_json(marker, {"config": digest, "inputs": inputs, "seconds": round(time.time() - t0, 3),
+                                  "headline": _jsonable(result)})
+    headlines["seconds"] = round(time.time() - started, 1)
+    _print_headlines(p, headlines)
+    return headlines
+
+
+def _jsonable(x: Any) -> Any:
+    try:
+        json.dumps(x)
+        return x
+    except TypeError:
+        return json.loads(json.dumps(x, default=str))
+
+
+def _print_headlines(p: Plan, h: dict[str, Any]) -> None:
+    from embcompare import store
+
+    print(f"\n== done in {h['seconds']:.0f} s: {', '.join(p.stages)} for {', '.join(p.models)} ==")
+    for stage in p.stages:
+        v = h.get(stage)
+        if v:
+            print(f"{stage}: {json.dumps(_jsonable(v), sort_keys=True)[:600]}")
+    print(f"outputs: {p.out_dir}")
+    if "report" in p.stages:
+        print(f"report:  {store.join(p.out_dir, 'report', 'index.html')}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
+    try:
+        run_pipeline(sys.argv[1:] if argv is None else argv)
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

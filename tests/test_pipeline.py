@@ -1,0 +1,40 @@
+"""jobs/pipeline.py: overrides routed to the stages that take them, every config checked first."""
+import sys
+
+import pytest
+
+from conftest import ROOT, run_job
+
+sys.path.insert(0, str(ROOT / "jobs"))
+import pipeline  # noqa: E402
+
+
+def test_overrides_go_to_the_stages_that_take_them():
+    p = pipeline.plan(["models=[glove_6b_50d,sbert_minilm]", "out_dir=/tmp/x", "vocab.max_words=50",
+                       "similarity.top_k=3", "analogy.datasets=[google]", "wordsim.datasets=[simlex999]",
+                       "model.glove_6b_50d.limit=1000", "stages=[report,extract,similarity,analogy]"])
+    assert p.stages == ["extract", "similarity", "analogy", "report"]  # the data flow's order, not the user's
+    assert p.models == ["glove_6b_50d", "sbert_minilm"] and p.out_dir == "/tmp/x"
+    ex, sim, an = p.overrides["extract"], p.overrides["similarity"], p.overrides["analogy"]
+    assert ex[0] == "model=[glove_6b_50d,sbert_minilm]" and "model.glove_6b_50d.limit=1000" in ex
+    assert sim[0] == "models=[glove_6b_50d,sbert_minilm]" and "similarity.top_k=3" in sim
+    assert "similarity.top_k=3" not in ex and "similarity.top_k=3" not in an
+    assert {"analogy.datasets=[google]", "wordsim.datasets=[simlex999]"} <= set(an)
+    assert all("vocab.max_words=50" in p.overrides[s] for s in p.stages)
+    assert all("out_dir=/tmp/x" in p.overrides[s] for s in p.stages)
+
+
+@pytest.mark.parametrize("arg, named", [("simliarity.top_k=3", "simliarity"), ("stages=[extract,simlarity]", "simlarity"),
+                                        ("top_k", "top_k")])
+def test_an_override_no_stage_takes_is_refused(arg, named):
+    with pytest.raises(pipeline.PipelineError, match=named):
+        pipeline.plan([arg])
+
+
+def test_a_bad_stage_setting_stops_before_any_stage_runs(tmp_path):
+    # The similarity stage's typo must stop the run before extraction writes anything.
+    proc = run_job("pipeline.py", "models=[glove_6b_50d]", f"out_dir={tmp_path}", "vocab.max_words=20",
+                   "similarity.topk=3", check=False)
+    assert proc.returncode != 0
+    assert "similarity" in proc.stderr and "topk" in proc.stderr
+    assert not (tmp_path / "embeddings").exists()

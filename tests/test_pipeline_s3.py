@@ -1,0 +1,83 @@
+"""The pipeline with out_dir on an S3-compatible object store (moto's server, started here) gives
+the same tables as a run into a local folder."""
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT, run_job
+
+BUCKET = "embcompare-test"
+ARGS = ["models=[glove_6b_50d,sbert_minilm]", "vocab.max_words=300", "extract.evaluation_words=false",
+        "similarity.groups.random_pairs=500", "analogy.datasets=[google]",
+        "stages=[extract,similarity,analogy]", "ray.num_cpus=2"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_env():
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        import boto3
+
+        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                     aws_access_key_id="test", aws_secret_access_key="test").create_bucket(Bucket=BUCKET)
+        yield env
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def _tables(fs, root: str) -> dict[str, object]:
+    """Every Parquet file under ``root``, read into pandas, by relative path."""
+    from pyarrow import fs as pafs
+
+    infos = fs.get_file_info(pafs.FileSelector(root, recursive=True))
+    out = {}
+    for i in infos:
+        if i.type == pafs.FileType.File and i.path.endswith(".parquet") and "/." not in i.path[len(root):]:
+            out[i.path[len(root):].lstrip("/")] = pq.read_table(i.path, filesystem=fs).to_pandas()
+    return out
+
+
+def test_pipeline_on_s3_gives_the_tables_of_a_local_run(tmp_path, s3_env):
+    from pyarrow import fs as pafs
+
+    local = tmp_path / "local"
+    run_job("pipeline.py", *ARGS, f"out_dir={local}", env=s3_env)
+    run_job("pipeline.py", *ARGS, f"out_dir=s3://{BUCKET}/run", env=s3_env)
+
+    s3 = pafs.S3FileSystem(endpoint_override=s3_env["AWS_ENDPOINT_URL"], access_key="test", secret_key="test",
+                           region="us-east-1")
+    remote = _tables(s3, f"{BUCKET}/run")
+    here = _tables(pafs.LocalFileSystem(), str(local))
+    assert set(remote) == set(here)
+    for name in ["similarity/glove_6b_50d/histogram.parquet", "similarity/correlations.parquet",
+                 "analogy/results.parquet", "embeddings/sbert_minilm/part-00000.parquet"]:
+        assert any(k.startswith(name.rsplit("/", 1)[0]) for k in here), name
+    for name, table in here.items():
+        other = remote[name]
+        assert list(other.columns) == list(table.columns), name
+        assert other.astype(str).equals(table.astype(str)), name
+    # Nothing half-written is left behind on the store.
+    keys = [i.path for i in s3.get_file_info(pafs.FileSelector(f"{BUCKET}/run", recursive=True))]
+    assert not [k for k in keys if "/.tmp-" in k]
