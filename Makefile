@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 OUT ?= outputs
-# Hydra overrides: ARGS for extraction and similarity (e.g. vocab.max_words=5000), ANALOGY_ARGS
-# for the analogy job, which reads whatever extraction stored (e.g. 'analogy.datasets=[google]').
+# Overrides for the pipeline (jobs/pipeline.py routes each to the stages that take it), e.g.
+# ARGS='vocab.max_words=5000 analogy.datasets=[google] stages=[extract,similarity]'; for `make test`,
+# pytest's arguments.
 ARGS ?=
-ANALOGY_ARGS ?=
 
 .PHONY: run test test-slow setup wordnet chromium clean
 
@@ -44,9 +44,7 @@ chromium:
 MODELS ?= glove_6b_50d,sbert_minilm,smollm2_135m
 
 run: setup
-	$(PY) jobs/extract.py 'model=[$(MODELS)]' out_dir=$(OUT) $(ARGS)
-	$(PY) jobs/similarity.py 'models=[$(MODELS)]' out_dir=$(OUT) $(ARGS)
-	$(PY) jobs/analogy.py 'models=[$(MODELS)]' out_dir=$(OUT) $(ANALOGY_ARGS)
+	$(PY) jobs/pipeline.py 'models=[$(MODELS)]' out_dir=$(OUT) $(ARGS)
 
 test: setup
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(ARGS)
