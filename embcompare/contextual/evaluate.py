@@ -1,0 +1,126 @@
+"""One model on one task: embed the task's sentences in context, then each anchor's AICV, ACD
+and SMV (embcompare.contextual.measures) at every layer the encoder gives."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from embcompare.contextual.embed import ContextVectors
+from embcompare.contextual.measures import acd, aicv, smv
+from embcompare.contextual.tasks import Sentence, TaskRecord
+
+STATIC_NOTE = "0 by construction: a static model gives a word one vector in every sentence"
+SENTENCE_ONLY_NOTE = "not available: the model gives sentence vectors only"
+
+
+@dataclass
+class TaskValues:
+    """Per-anchor values of one model on one task, and what it cost."""
+
+    rows: list[dict[str, Any]]
+    n_records: int
+    n_sentences: int  # sentences embedded (distinct (text, span) pairs not cached before)
+    seconds: float  # embedding time of those sentences
+    not_located: int  # sentences in which the tokenizer did not find the anchor
+    missing: list[str] = field(default_factory=list)  # anchors without a decontextualised vector
+
+
+def _key(s: Sentence) -> tuple[str, int, int]:
+    return (s.text, s.span[0], s.span[1])
+
+
+class SentenceCache:
+    """Vectors of sentences already embedded by this encoder (the original of a record returns
+    in every task of its anchor); bounded by entries."""
+
+    def __init__(self, max_entries: int = 20000):
+        self.max_entries = max_entries
+        self.data: dict[tuple[str, int, int], tuple[dict[str, np.ndarray], int, np.ndarray]] = {}
+
+    def get(self, s: Sentence):
+        return self.data.get(_key(s))
+
+    def put(self, s: Sentence, tokens: dict[str, np.ndarray], n_tok: int, sent: np.ndarray) -> None:
+        if len(self.data) < self.max_entries:
+            self.data[_key(s)] = (tokens, n_tok, sent)
+
+
+def embed_sentences(encoder: Any, sentences: Sequence[Sentence], cache: SentenceCache | None = None,
+                    cache_these: set | None = None) -> tuple[ContextVectors, int, float]:
+    """ContextVectors of ``sentences`` (duplicates and cached ones embedded once), the number of
+    sentences embedded and the seconds it took."""
+    uniq = list(dict.fromkeys(_key(s) for s in sentences))
+    have = {k: cache.data[k] for k in uniq if cache is not None and k in cache.data}
+    todo = [Sentence(k[0], (k[1], k[2])) for k in uniq if k not in have]
+    t0 = time.perf_counter()
+    cv = encoder.encode(todo) if todo else None
+    seconds = time.perf_counter() - t0
+    for i, s in enumerate(todo):
+        entry = ({ly: m[i] for ly, m in cv.tokens.items()}, int(cv.n_tokens[i]), cv.sentences[i])
+        have[_key(s)] = entry
+        if cache is not None and cache_these is not None and _key(s) in cache_these:
+            cache.put(s, *entry)
+    layers = list(encoder.layers)
+    keys = [_key(s) for s in sentences]
+    tokens = {ly: np.stack([have[k][0][ly] for k in keys]) if keys else np.zeros((0, 0), np.float32)
+              for ly in layers}
+    n_tok = np.array([have[k][1] for k in keys], dtype=np.int32)
+    sent = np.stack([have[k][2] for k in keys]) if keys else np.zeros((0, 0), np.float32)
+    return ContextVectors(tokens, n_tok, sent), len(todo), seconds
+
+
+def measure_task(model: str, encoder: Any, records: Sequence[TaskRecord],
+                 decontext: dict[str, dict[str, np.ndarray]], cache: SentenceCache | None = None) -> TaskValues:
+    """Per-anchor AICV and ACD (each token layer) and SMV of one model on one task's records.
+
+    ``decontext[layer][word]`` is the decontextualised vector e_w at that layer (for static
+    models, layer 'static'). Rows: ANCHOR_COLUMNS of embcompare.contextual.compare.
+    """
+    sentences = [s for r in records for s in (r.original, *r.variants)]
+    originals = {_key(r.original) for r in records}
+    cv, n_emb, seconds = embed_sentences(encoder, sentences, cache, originals)
+    rows: list[dict[str, Any]] = []
+    missing: set[str] = set()
+    at = 0
+    kind = encoder.kind
+    for r in records:
+        k = 1 + len(r.variants)
+        sl = slice(at, at + k)
+        at += k
+        base = {"model": model, "task": r.task, "anchor": r.anchor, "pos": r.pos, "sense": r.sense}
+        s = smv(cv.sentences[at - k], cv.sentences[at - k + 1: at])
+        if s is not None:
+            rows.append({**base, "level": "sentence", "layer": encoder.sentence_layer, "measure": "SMV", "value": s})
+        if kind == "static":
+            # One vector per word whatever the sentence: AICV = ACD = 0 for every anchor it has.
+            if r.anchor in decontext.get("static", {}):
+                for m in ("AICV", "ACD"):
+                    rows.append({**base, "level": "token", "layer": "static", "measure": m, "value": 0.0})
+            else:
+                missing.add(r.anchor)
+            continue
+        for ly in encoder.layers:
+            E = cv.tokens[ly][sl][cv.n_tokens[sl] > 0]
+            v = aicv(E)
+            if v is not None:
+                rows.append({**base, "level": "token", "layer": ly, "measure": "AICV", "value": v})
+            e_w = decontext.get(ly, {}).get(r.anchor)
+            if e_w is None:
+                missing.add(r.anchor)
+                continue
+            v = acd(E, e_w)
+            if v is not None:
+                rows.append({**base, "level": "token", "layer": ly, "measure": "ACD", "value": v})
+    return TaskValues(rows, len(records), n_emb, seconds, int((cv.n_tokens == 0).sum()) if encoder.layers else 0,
+                      sorted(missing))
+
+
+def decontextualised(encoder: Any, anchors: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    """layer -> {anchor: e_w} from the encoder's own decontextualised rule."""
+    out = {}
+    for ly, (words, vecs) in encoder.decontextualised(sorted(set(anchors))).items():
+        out[ly] = {w: vecs[i] for i, w in enumerate(words)}
+    return out

@@ -1,0 +1,62 @@
+"""The contextual measures (docs/contextual.md, Measures), pure functions over vectors.
+
+For a model, a task and an anchor word w, with contextual embeddings e_1..e_k of w in the
+task's sentences (the original and its variants) and the decontextualised embedding e_w:
+
+- AICV (anchor inter-contextual variance) = 1 - mean over pairs i < j of cos(e_i, e_j);
+- ACD (anchor contextual deviation) = mean over i of (1 - cos(e_i, e_w));
+- SMV (sentence meaning variance) = 1 - mean over (original, variant) pairs of the cosine
+  between the two sentence embeddings.
+
+A zero vector is not an embedding (an anchor the tokenizer could not find, a sentence a
+static model has no word of): it is left out, and a measure with too few vectors left is not
+available (None), never NaN.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MEASURES = ("AICV", "ACD", "SMV")
+LEVEL = {"AICV": "token", "ACD": "token", "SMV": "sentence"}
+
+
+def unit_rows(X: np.ndarray) -> np.ndarray:
+    """The non-zero rows of ``X`` (k, d), L2-normalised, in float64 (sums of a few cosines:
+    float64 costs nothing here and keeps the last bits out of the comparisons)."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[None, :]
+    norms = np.linalg.norm(X, axis=1)
+    keep = norms > 0
+    return X[keep] / norms[keep, None]
+
+
+def aicv(E: np.ndarray) -> float | None:
+    """1 - mean_{i<j} cos(e_i, e_j) over the non-zero rows of E (k, d); None when fewer than 2."""
+    U = unit_rows(E)
+    k = len(U)
+    if k < 2:
+        return None
+    C = U @ U.T
+    iu = np.triu_indices(k, 1)
+    return float(1.0 - C[iu].mean())
+
+
+def acd(E: np.ndarray, e_w: np.ndarray) -> float | None:
+    """mean_i (1 - cos(e_i, e_w)) over the non-zero rows of E (k, d); None when none is left or
+    e_w is zero."""
+    U = unit_rows(E)
+    w = unit_rows(e_w)
+    if len(U) == 0 or len(w) == 0:
+        return None
+    return float(np.mean(1.0 - U @ w[0]))
+
+
+def smv(original: np.ndarray, variants: np.ndarray) -> float | None:
+    """1 - mean over the variants of cos(original, variant); zero variants are left out; None
+    when the original is zero or no variant is left."""
+    o = unit_rows(original)
+    V = unit_rows(variants)
+    if len(o) == 0 or len(V) == 0:
+        return None
+    return float(1.0 - np.mean(V @ o[0]))
