@@ -1,0 +1,165 @@
+"""The report from real outputs (GloVe + MiniLM on a small vocabulary), rendered in headless
+Chromium: every figure must load. Also: a broken image is caught, absent stages are skipped."""
+import contextlib
+import functools
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, run_job
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+MAX_WORDS = 300
+MODELS = "[glove_6b_50d,sbert_minilm]"
+
+# Loaded in an iframe of the same origin; the wrapper's load event fires after the frame's, so
+# by then every image has loaded or failed, and its naturalWidth says which.
+WRAPPER = """<!DOCTYPE html><html><body><iframe id="f" src="{page}" width="1200" height="900"></iframe>
+<script>
+window.addEventListener("load", function () {{
+  var imgs = Array.from(document.getElementById("f").contentDocument.images);
+  var out = document.createElement("pre"); out.id = "result";
+  out.textContent = JSON.stringify(imgs.map(function (i) {{ return [i.getAttribute("src"), i.naturalWidth]; }}));
+  document.body.appendChild(out);
+}});
+</script></body></html>
+"""
+
+
+@contextlib.contextmanager
+def serve(folder: Path):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # port 0: a free port
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def image_widths(root: Path, page: str, tmp: Path) -> list[tuple[str, int]]:
+    """(src, naturalWidth) of every <img> of ``root/page`` as headless Chromium loads it."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (make chromium)")
+    wrapper = root / "_render_check.html"
+    wrapper.write_text(WRAPPER.format(page=page))
+    try:
+        with serve(root) as url:
+            proc = subprocess.run(
+                [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp / 'chromium-profile'}", "--dump-dom", f"{url}/_render_check.html"],
+                capture_output=True, text=True, timeout=120)
+    finally:
+        wrapper.unlink()
+    m = re.search(r'<pre id="result">(.*?)</pre>', proc.stdout, re.S)
+    assert m, f"chromium gave no result (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return [(src, int(w)) for src, w in json.loads(m.group(1).replace("&quot;", '"'))]
+
+
+def broken(widths: list[tuple[str, int]]) -> list[str]:
+    return [src for src, w in widths if w == 0]
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    """Real outputs of extraction, similarity and analogies on a small vocabulary; a two-category
+    BATS folder (real BATS lines) keeps the analogy and group stages small."""
+    tmp = tmp_path_factory.mktemp("report")
+    bats = tmp / "bats"
+    bats.mkdir()
+    src = ROOT / "data" / "BATS_3.0"
+    for pattern in ("*/E01 *.txt", "*/I01 *.txt"):
+        f = next(src.glob(pattern))
+        (bats / f.name).write_text("\n".join(f.read_text().splitlines()[:12]) + "\n")
+    out = tmp / "out"
+    common = [f"vocab.max_words={MAX_WORDS}", f"out_dir={out}", "ray.num_cpus=2"]
+    run_job("extract.py", f"model={MODELS}", f"extract.bats_dir={bats}", *common)
+    run_job("similarity.py", f"models={MODELS}", f"similarity.groups.bats_dir={bats}",
+            "similarity.groups.random_pairs=2000", *common)
+    run_job("analogy.py", f"models={MODELS}", f"analogy.datasets=[bats:{bats}]", f"out_dir={out}",
+            "ray.num_cpus=2")
+    return out
+
+
+def test_report_renders_with_every_image(outputs, tmp_path):
+    proc = run_job("report.py", f"out_dir={outputs}", "report.neighbor_words=[abandon,aback,king]")
+    index = outputs / "report" / "index.html"
+    html = index.read_text()
+    pngs = sorted(p.name for p in (outputs / "report" / "figures").glob("*.png"))
+    # Every figure the brief asks for, for the stages that ran.
+    for name in ["similarity_distributions", "mean_variance", "group_means", "group_distributions",
+                 "correlations", "analogy_glove_6b_50d", "analogy_sbert_minilm"]:
+        assert f"{name}.png" in pngs, (name, pngs)
+    widths = image_widths(outputs, "report/index.html", tmp_path)
+    assert sorted(src for src, _ in widths) == sorted(f"figures/{p}" for p in pngs)
+    assert not broken(widths), f"broken images: {broken(widths)}"
+    # Captions carry the counts read from the outputs.
+    summary = json.loads((outputs / "similarity" / "glove_6b_50d" / "summary.json").read_text())
+    assert f"glove_6b_50d: {summary['n_pairs']:,} pairs of {summary['n_words']:,} words" in html
+    ws = pd.read_parquet(outputs / "wordsim" / "results.parquet")
+    assert f"{ws['spearman'].iloc[0]:.3f}" in html
+    nb = pd.read_parquet(outputs / "similarity" / "sbert_minilm" / "neighbors.parquet")
+    first = nb[(nb["word"] == "abandon") & (nb["rank"] == 1)].iloc[0]
+    assert f"{first['neighbor']} ({first['cosine']:.2f})" in html
+    assert "Not in any model's neighbour table: king" in html
+    # No contextual stage ran: its section says so instead of failing.
+    assert "Skipped:" in html and "contextual/results.parquet is absent" in html
+    assert "report:" in proc.stdout
+
+
+def test_a_broken_image_is_caught(outputs, tmp_path):
+    site = tmp_path / "site"
+    (site / "figures").mkdir(parents=True)
+    good = next((outputs / "report" / "figures").glob("*.png")) if (outputs / "report").exists() else None
+    if good is None:
+        pytest.skip("needs the report built by the test above")
+    shutil.copy(good, site / "figures" / "ok.png")
+    (site / "page.html").write_text('<img src="figures/ok.png"><img src="figures/missing.png">')
+    widths = image_widths(site, "page.html", tmp_path)
+    assert broken(widths) == ["figures/missing.png"]
+    assert dict(widths)["figures/ok.png"] > 0
+
+
+def test_absent_stages_are_skipped_not_fatal(tmp_path):
+    out = tmp_path / "empty"
+    out.mkdir()
+    run_job("report.py", f"out_dir={out}")
+    html = (out / "report" / "index.html").read_text()
+    for stage in ["similarity", "analogy", "wordsim", "contextual"]:
+        assert f"{stage}/" in html
+    assert html.count('class="skipped"') == 8  # every section
+    assert not list((out / "report").glob("figures/*.png"))
+
+
+def test_contextual_figure_and_caption_from_its_table():
+    from embcompare.report import ReportInputs, build_sections
+    from embcompare.report.figures import png_bytes
+
+    rows = [{"model": m, "task": t, "level": lv, "measure": ms, "n": n, "mean": 0.1 * i, "std": 0.01}
+            for i, (m, n) in enumerate([("glove_6b_50d", 17), ("sbert_minilm", 23)])
+            for t in ("synonym", "negation") for lv, ms in (("token", "AICV"), ("sentence", "SMV"))]
+    secs = build_sections(ReportInputs(contextual=pd.DataFrame(rows)), [])
+    ctx = next(s for s in secs if s.title == "Contextual measures")
+    fig = next(it for it in ctx.items if it.figure is not None)
+    assert "2 tasks, 17 to 23 anchor words" in fig.caption
+    assert png_bytes(fig.figure)[:8] == b"\x89PNG\r\n\x1a\n"
+    # Two panels (AICV token, SMV sentence), each with a bar per task and model.
+    axes = [ax for ax in fig.figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["AICV (token)", "SMV (sentence)"]
+    assert all(len(ax.patches) == 4 for ax in axes)
+
+
+def test_unknown_report_key_is_refused(tmp_path):
+    proc = run_job("report.py", f"out_dir={tmp_path}", "+report.neigbor_words=[x]", check=False)
+    assert proc.returncode != 0
+    assert "report.neigbor_words" in proc.stderr + proc.stdout
+    assert not (tmp_path / "report").exists()
