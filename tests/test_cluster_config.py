@@ -39,6 +39,10 @@ def test_cluster_yaml_is_valid_for_ray_up(config):
     installs = [c for c in prepared["head_setup_commands"] if "pip install" in c and mount[0] in c]
     assert installs and all("gpu" in c.split(mount[0], 1)[1].split('"')[0] for c in installs)
     assert prepared["worker_setup_commands"] == prepared["head_setup_commands"]
+    # Token authentication on every node, with the token `ray up` ships.
+    assert any(r.endswith(".ray/auth_token") for r in prepared["file_mounts"])
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        assert any("RAY_AUTH_MODE=token ray start" in c for c in prepared[key]), key
 
 
 @pytest.mark.parametrize("where, typo", [
