@@ -31,13 +31,19 @@ def unit_rows(X: np.ndarray) -> np.ndarray:
     return X[keep] / norms[keep, None]
 
 
+def _cos(c: np.ndarray) -> np.ndarray:
+    # Products of unit vectors can land a rounding step outside [-1, 1]; an identical pair
+    # must give 1 - cos = 0 exactly, not -2e-16.
+    return np.clip(c, -1.0, 1.0)
+
+
 def aicv(E: np.ndarray) -> float | None:
     """1 - mean_{i<j} cos(e_i, e_j) over the non-zero rows of E (k, d); None when fewer than 2."""
     U = unit_rows(E)
     k = len(U)
     if k < 2:
         return None
-    C = U @ U.T
+    C = _cos(U @ U.T)
     iu = np.triu_indices(k, 1)
     return float(1.0 - C[iu].mean())
 
@@ -49,7 +55,7 @@ def acd(E: np.ndarray, e_w: np.ndarray) -> float | None:
     w = unit_rows(e_w)
     if len(U) == 0 or len(w) == 0:
         return None
-    return float(np.mean(1.0 - U @ w[0]))
+    return float(np.mean(1.0 - _cos(U @ w[0])))
 
 
 def smv(original: np.ndarray, variants: np.ndarray) -> float | None:
@@ -59,4 +65,4 @@ def smv(original: np.ndarray, variants: np.ndarray) -> float | None:
     V = unit_rows(variants)
     if len(o) == 0 or len(V) == 0:
         return None
-    return float(1.0 - np.mean(V @ o[0]))
+    return float(1.0 - np.mean(_cos(V @ o[0])))

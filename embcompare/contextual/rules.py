@@ -15,6 +15,7 @@ import random
 import string
 import time
 from collections import Counter, defaultdict
+from functools import lru_cache
 from typing import Any, Sequence
 
 from embcompare.contextual import rules_syntax as syn
@@ -80,6 +81,7 @@ class AnchorIndex:
         return [(sid, ex) for sid in sense_ids for ex in self.wn.synsets[sid].examples
                 if forms & self.words(ex)]
 
+    @lru_cache(maxsize=8)
     def eligible(self, pos: str) -> list[str]:
         """Lemmas of ``pos`` with an own-sense example sentence holding them, sorted."""
         stop = _stop_words()
@@ -100,6 +102,12 @@ class AnchorIndex:
                 if any(w.startswith(head) for w in words) and self.forms(lemma, pos) & words:
                     found.add(lemma)
         return sorted(found)
+
+
+@lru_cache(maxsize=2)
+def _index(wn: WordNet) -> AnchorIndex:
+    # Reused across calls on the same WordNet (tests, a job generating twice).
+    return AnchorIndex(wn, Lexicon(wn))
 
 
 def choose_anchors(index: AnchorIndex, n_anchors: int, seed: int) -> tuple[list[tuple[str, str]], dict[str, int]]:
@@ -183,13 +191,14 @@ def _original(doc, a: int) -> Sentence:
 
 
 def generate_rules(n_anchors: int = 1200, seed: int = 0, wordnet_dir: str | None = None,
-                   max_variants: int = 5, *, nlp=None, anchors: Sequence[tuple[str, str]] | None = None,
+                   max_variants: int = 5, *, nlp=None, wordnet: WordNet | None = None,
+                   anchors: Sequence[tuple[str, str]] | None = None,
                    tasks: Sequence[str] = TASKS) -> tuple[list[TaskRecord], dict[str, Any]]:
     """Generator A. Returns the records (anchor order, then TASKS order) and a report:
     anchors per part of speech, records and sentences per task, skips per task and reason.
 
-    ``anchors`` fixes the (lemma, pos) anchors instead of drawing them; ``nlp`` reuses a
-    loaded spaCy pipeline.
+    ``anchors`` fixes the (lemma, pos) anchors instead of drawing them; ``nlp`` and
+    ``wordnet`` reuse a loaded spaCy pipeline and a parsed WordNet.
     """
     t0 = time.perf_counter()
     bad = [t for t in tasks if t not in TASKS]
@@ -197,9 +206,9 @@ def generate_rules(n_anchors: int = 1200, seed: int = 0, wordnet_dir: str | None
         raise ValueError(f"unknown tasks {bad}; use some of {list(TASKS)}")
     if max_variants < 1:
         raise ValueError(f"max_variants must be >= 1, got {max_variants}")
-    wn = WordNet(wordnet_dir)
-    lex = Lexicon(wn)
-    index = AnchorIndex(wn, lex)
+    wn = wordnet or WordNet(wordnet_dir)
+    index = _index(wn)
+    lex = index.lex
     if anchors is None:
         chosen, eligible = choose_anchors(index, n_anchors, seed)
     else:

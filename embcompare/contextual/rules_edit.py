@@ -69,7 +69,10 @@ def render(doc, pieces: list[Piece], anchor_i: int) -> Sentence:
         if k:
             prev_src, prev_word = pieces[k - 1]
             if prev_src is not None and src is not None and src == prev_src + 1:
-                text += doc[prev_src].whitespace_
+                ws = doc[prev_src].whitespace_
+                if not ws and doc[src].text.startswith("'") and not word.startswith("'"):
+                    ws = " "  # a clitic written out ("I'll" -> "I will") needs a space
+                text += ws
             elif word.lower() in _NO_SPACE_BEFORE or prev_word in _NO_SPACE_AFTER:
                 pass
             else:

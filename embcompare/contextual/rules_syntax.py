@@ -23,6 +23,8 @@ SUBJECT_CASE = {"me": "I", "him": "he", "her": "she", "us": "we", "them": "they"
 OBJECT_CASE = {"i": "me", "he": "him", "she": "her", "we": "us", "they": "them", "who": "whom"}
 PLURAL_PRONOUNS = {"we", "they", "you", "these", "those", "us", "them"}
 FULL_MODAL = {"'ll": "will", "'d": "would", "ca": "can", "wo": "will", "sha": "shall"}
+ADVERBIAL_PREPS = {"in", "at", "during", "after", "before", "since", "until", "throughout", "within",
+                   "near", "inside", "outside", "despite", "without", "across", "under", "behind"}
 WH_WORDS = {"who", "whom", "what", "which", "that", "whose", "where", "when", "why", "how"}
 # Verbs that take an object but do not passivise ("a car is had by him").
 NO_PASSIVE = {"have", "be", "lack", "resemble", "cost", "weigh", "fit", "suit", "become", "get",
@@ -110,7 +112,8 @@ def negate(doc, subs: dict[int, str] | None = None, contract: bool = False) -> t
     aux = cl.finite_aux
     root = cl.root
     if aux is not None:
-        at, word, kind = aux, aux.text, "modal" if aux.tag_ == "MD" else "auxiliary"
+        word = match_case(FULL_MODAL.get(aux.lower_, aux.text), aux.text)
+        at, kind = aux, "modal" if aux.tag_ == "MD" else "auxiliary"
     elif root.lemma_ == "be" and root.tag_ in FINITE:
         at, word, kind = root, root.text, "copula"
     else:
@@ -125,7 +128,7 @@ def negate(doc, subs: dict[int, str] | None = None, contract: bool = False) -> t
                 elif low == "can":
                     pieces.append((t.i, match_case("cannot", word)))
                 else:
-                    pieces += [(t.i, text_of(t, subs)), (None, "not")]
+                    pieces += [(t.i, word), (None, "not")]
                     if contract:
                         raise Skip("no contraction")
             else:
@@ -166,7 +169,7 @@ def question(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]
     aux = cl.finite_aux
     root = cl.root
     if aux is not None:
-        front, kind = [(aux.i, aux.text)], "inversion"
+        front, kind = [(aux.i, FULL_MODAL.get(aux.lower_, aux.text))], "inversion"
         moved = {aux.i}
     elif root.lemma_ == "be" and root.tag_ in FINITE:
         front, kind = [(root.i, root.text)], "copula"
@@ -353,7 +356,8 @@ def front_adverbial(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece
     for c in cl.root.children:
         if c.i > cl.root.i and c.dep_ in ("prep", "advmod", "npadvmod") and max(w.i for w in c.subtree) == last:
             sub = [w.i for w in c.subtree]
-            if len(sub) < 2 and c.dep_ == "prep":
+            # 'amounted to X', 'consists of X': a verb's own preposition does not front.
+            if c.dep_ == "prep" and (len(sub) < 2 or c.lower_ not in ADVERBIAL_PREPS):
                 continue
             rest = [t for t in body if t.i not in sub]
             if rest and rest[-1].text == ",":

@@ -1,0 +1,69 @@
+"""The task data set's JSONL format: round trip, and a malformed record named by file and line."""
+import json
+
+import pytest
+
+from embcompare.contextual.tasks import (TASKS, Sentence, TaskFormatError, TaskRecord, read_tasks,
+                                         surface_matches, write_tasks)
+
+
+def _records():
+    return [
+        TaskRecord("bank", "n", "09213565-n", "negation", Sentence("he sat on the bank", (14, 18)),
+                   (Sentence("he did not sit on the bank", (22, 26)),), "rules", "negation/do-support"),
+        TaskRecord("run", "v", "01926311-v", "polysemy", Sentence("Ran to the store", (0, 3)),
+                   (Sentence("she runs a company", (4, 8)), Sentence("the colours running", (12, 19))),
+                   "llm:smollm2", "", ("02443849-v", "00407848-v")),
+    ]
+
+
+def test_round_trip(tmp_path):
+    path = str(tmp_path / "sub" / "tasks.jsonl")
+    write_tasks(path, _records())
+    assert read_tasks(path) == _records()
+    lines = (tmp_path / "sub" / "tasks.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    assert first["original"] == {"text": "he sat on the bank", "span": [14, 18]}
+    assert first["task"] in TASKS and first["generator"] == "rules"
+
+
+@pytest.mark.parametrize("surface, lemma", [
+    ("Banks", "bank"), ("ran", "run"), ("running", "run"), ("mice", "mouse"), ("better", "good"),
+    ("tried", "try"), ("making", "make"), ("went", "go"), ("is", "be")])
+def test_inflected_surface_matches(surface, lemma):
+    assert surface_matches(surface, lemma)
+
+
+@pytest.mark.parametrize("surface, lemma", [("cat", "dog"), ("car", "cat"), ("ban", "bank"), ("bang", "bank")])
+def test_other_word_does_not_match(surface, lemma):
+    assert not surface_matches(surface, lemma)
+
+
+def _line(**change):
+    d = {"anchor": "bank", "pos": "n", "sense": "09213565-n", "task": "negation",
+         "original": {"text": "he sat on the bank", "span": [14, 18]},
+         "variants": [{"text": "he did not sit on the bank", "span": [22, 26]}], "generator": "rules"}
+    d.update(change)
+    return json.dumps(d)
+
+
+@pytest.mark.parametrize("bad, words", [
+    ("{not json", ["line 2"]),
+    (_line(original={"text": "he sat on the bank", "span": [14, 40]}), ["line 2", "out of range"]),
+    (_line(original={"text": "he sat on the bank", "span": [3, 6]}), ["line 2", "'sat'", "bank"]),
+    (_line(variants=[{"text": "he did not sit on the bank", "span": [0, 2]}]), ["variants[0]", "'he'"]),
+    (_line(task="sarcasm"), ["line 2", "sarcasm", "polysemy"]),
+    (_line(pos="x"), ["pos", "'x'"]),
+    (_line(variants=[]), ["variants", "non-empty"]),
+    (_line(colour="red"), ["unknown keys", "colour"]),
+    (_line(variant_senses=["a", "b"]), ["2 variant_senses for 1 variants"]),
+])
+def test_malformed_record_names_file_and_line(tmp_path, bad, words):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(_line() + "\n" + bad + "\n")
+    with pytest.raises(TaskFormatError) as e:
+        read_tasks(str(path))
+    msg = str(e.value)
+    assert str(path) in msg
+    for w in words:
+        assert w in msg
