@@ -1,0 +1,412 @@
+"""Words in sentences: the nine sentence-variation tasks, anchor-token and sentence embeddings
+in context, AICV / ACD / SMV per model and task, and the paired comparison of the models.
+
+    python jobs/contextual.py 'models=[glove_6b_50d,sbert_minilm,smollm2_135m]'
+    python jobs/contextual.py 'models=[sbert_minilm]' contextual.anchors=30 'contextual.layer=[-1,6,input_table]'
+    python jobs/contextual.py contextual.generator=llm contextual.llm.model_path=/models/llm ...
+
+The sentences are generated once and stored in <out_dir>/contextual/tasks.jsonl (reused on a
+rerun whose generator settings match the key in tasks.json). Then one Ray actor per model (one
+per GPU on a cluster) embeds each task's sentences; every finished (model, task) is a part
+file under <out_dir>/contextual/.parts/<model>/, skipped on a rerun, so a killed job resumes
+where it stopped. Writes contextual/results.parquet, contextual/anchors/<model>.parquet and
+contextual/comparisons.parquet (docs/contextual.md).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import time
+from typing import Any, Literal, Optional, Union
+
+import hydra
+from omegaconf import DictConfig
+from pydantic import Field, field_validator, model_validator
+
+import common  # noqa: F401 - puts the repo on sys.path
+from common import start_ray, unwrap, worker_resources
+from embcompare.config import ConfigError, RayConfig, Section, WorkersConfig, validate
+from embcompare.contextual.tasks import TASKS
+
+log = logging.getLogger("embcompare")
+
+LayerSpec = Union[int, Literal["input_table"]]
+PART_VERSION = "contextual-parts-1"  # bump when the measures' code changes what a part holds
+_STATS = b"embcompare.stats"
+
+
+class LLMSection(Section):
+    """Generator B's settings (embcompare.contextual.llm.generate_llm)."""
+
+    model_path: Optional[str] = None   # a local transformers model folder, or
+    gguf_file: Optional[str] = None    # a GGUF file inside model_path
+    base_url: Optional[str] = None     # an OpenAI-compatible endpoint (chat completions)
+    model: Optional[str] = None        # the endpoint's model name
+    api_key_env: str = "OPENAI_API_KEY"
+    batch_size: int = Field(8, ge=1)
+    concurrency: int = Field(4, ge=1)
+    max_retries: int = Field(4, ge=0)
+    cache_dir: Optional[str] = None
+
+
+class ContextualSection(Section):
+    generator: Literal["rules", "llm"] = "rules"
+    anchors: int = Field(1200, ge=1)
+    seed: int = 0
+    max_variants: int = Field(5, ge=1)
+    wordnet_dir: Optional[str] = None
+    tasks: list[Literal[TASKS]] = list(TASKS)  # type: ignore[valid-type]
+    layer: list[LayerSpec] = [-1, "input_table"]
+    compare_layer: LayerSpec = -1
+    batch_size: int = Field(64, ge=1)
+    llm: LLMSection = LLMSection()
+
+    @field_validator("layer", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, (int, str)) else v
+
+    @model_validator(mode="after")
+    def _compare_layer_is_computed(self) -> "ContextualSection":
+        names = [str(x) for x in self.layer]
+        if not names:
+            raise ValueError("contextual.layer: give at least one layer")
+        if len(set(names)) != len(names):
+            raise ValueError(f"contextual.layer lists a layer twice: {names}")
+        if str(self.compare_layer) not in names:
+            raise ValueError(f"contextual.compare_layer {self.compare_layer!r} is not one of contextual.layer {names}")
+        if not self.tasks:
+            raise ValueError("contextual.tasks: give at least one task")
+        return self
+
+
+class ContextualConfig(Section):
+    models: list[str] = Field(min_length=1)
+    out_dir: str
+    contextual: ContextualSection = ContextualSection()
+    workers: WorkersConfig = WorkersConfig()
+    ray: RayConfig = RayConfig()
+
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, v: list[str]) -> list[str]:
+        from embcompare.models import available_models
+
+        known = available_models()
+        bad = [m for m in v if m not in known]
+        if bad:
+            raise ValueError(f"unknown model(s) {bad}; known models: {', '.join(known)}")
+        if len(set(v)) != len(v):
+            raise ValueError(f"a model is listed twice: {v}")
+        return v
+
+
+def check(cfg: Any) -> ContextualConfig:
+    """The job's config, checked whole before any work; raises ConfigError naming the key."""
+    return validate(cfg, ContextualConfig)
+
+
+# -- the worker ------------------------------------------------------------------------------
+class ContextualWorker:
+    """Holds one model; embeds the sentences of one task at a time. A Ray actor."""
+
+    def __init__(self, model_cfg: dict, layers: list, batch_size: int, threads: int):
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+        from embcompare.contextual.embed import context_encoder
+        from embcompare.contextual.evaluate import SentenceCache
+        from embcompare.embedders import build_embedder
+
+        self.name = model_cfg["name"]
+        self.embedder = build_embedder(model_cfg)
+        self.encoder = context_encoder(self.embedder, layers, batch_size)
+        self.cache = SentenceCache()
+        self.decontext: dict[str, dict] = {}
+        self.asked: set[str] = set()
+
+    def describe(self) -> dict:
+        return {"identity": self.embedder.identity(), "kind": self.encoder.kind,
+                "token_layers": list(self.encoder.layers), "sentence_layer": self.encoder.sentence_layer}
+
+    def run_task(self, task: str, records: list) -> tuple[str, list[dict], dict]:
+        from embcompare.contextual.evaluate import decontextualised, measure_task
+
+        t0 = time.perf_counter()
+        new = sorted({r.anchor for r in records} - self.asked)
+        if new:  # e_w once per anchor, for the anchors this task brings
+            for ly, vecs in decontextualised(self.encoder, new).items():
+                self.decontext.setdefault(ly, {}).update(vecs)
+            self.asked.update(new)
+        tv = measure_task(self.name, self.encoder, records, self.decontext, self.cache)
+        stats = {"records": tv.n_records, "sentences": tv.n_sentences, "embed_seconds": round(tv.seconds, 4),
+                 "seconds": round(time.perf_counter() - t0, 4), "not_located": tv.not_located,
+                 "missing_anchors": tv.missing, **self.describe()}
+        return task, tv.rows, stats
+
+
+# -- tasks ------------------------------------------------------------------------------------
+def generator_settings(c: ContextualSection) -> dict[str, Any]:
+    s = {"generator": c.generator, "anchors": c.anchors, "seed": c.seed, "max_variants": c.max_variants,
+         "wordnet_dir": c.wordnet_dir, "tasks": list(c.tasks)}
+    if c.generator == "llm":
+        s["llm"] = c.llm.model_dump(exclude={"concurrency", "max_retries", "cache_dir", "api_key_env"})
+    return s
+
+
+def digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def load_or_generate_tasks(out_dir: str, c: ContextualSection) -> tuple[list, str, dict]:
+    """(records, sha256 of tasks.jsonl, generator report): the stored data set when its key
+    matches these settings, else a new one, written before any embedding starts."""
+    from embcompare import store
+    from embcompare.contextual.tasks import read_tasks, write_tasks
+
+    path, side = store.join(out_dir, "contextual", "tasks.jsonl"), store.join(out_dir, "contextual", "tasks.json")
+    settings = generator_settings(c)
+    key = digest(settings)
+    if store.exists(path) and store.exists(side):
+        meta = store.read_json(side)
+        data = store.read_bytes(path)
+        if meta.get("key") == key and meta.get("sha256") == hashlib.sha256(data).hexdigest():
+            log.info("tasks: reusing %s (%d records)", path, meta.get("records", -1))
+            return read_tasks(path), meta["sha256"], meta.get("report", {})
+        log.info("tasks: %s was made with other settings; generating again", path)
+    t0 = time.time()
+    if c.generator == "rules":
+        from embcompare.contextual.rules import generate_rules
+
+        records, report = generate_rules(n_anchors=c.anchors, seed=c.seed, wordnet_dir=c.wordnet_dir,
+                                         max_variants=c.max_variants, tasks=tuple(c.tasks))
+    else:
+        records, report = _generate_llm(c)
+    write_tasks(path, records)
+    sha = hashlib.sha256(store.read_bytes(path)).hexdigest()
+    store.write_json(side, {"key": key, "settings": settings, "sha256": sha, "records": len(records),
+                            "seconds": round(time.time() - t0, 2), "report": report})
+    return records, sha, report
+
+
+def _generate_llm(c: ContextualSection) -> tuple[list, dict]:
+    import inspect
+
+    from embcompare.contextual.llm import generate_llm
+
+    params = inspect.signature(generate_llm).parameters
+    kwargs = {"n_anchors": c.anchors, "seed": c.seed, "wordnet_dir": c.wordnet_dir,
+              "max_variants": c.max_variants, "tasks": tuple(c.tasks), **c.llm.model_dump()}
+    return generate_llm(**{k: v for k, v in kwargs.items() if k in params and v is not None})
+
+
+# -- parts ------------------------------------------------------------------------------------
+def part_path(out_dir: str, model: str, task: str) -> str:
+    from embcompare import store
+
+    return store.join(out_dir, "contextual", ".parts", model, f"{task}.parquet")
+
+
+def part_key(model_cfg: dict, tasks_sha: str, task: str, c: ContextualSection) -> str:
+    # Everything that changes a part's values: the model's config (its files, layer, pooling,
+    # template, dtype), the sentences, the task, the layers, this code's version.
+    return digest({"model": model_cfg, "tasks_sha256": tasks_sha, "task": task,
+                   "layers": [str(x) for x in c.layer], "version": PART_VERSION})
+
+
+def write_part(path: str, rows: list[dict], key: str, stats: dict) -> None:
+    import pyarrow as pa
+
+    from embcompare import store
+    from embcompare.contextual.compare import ANCHOR_COLUMNS
+
+    table = pa.Table.from_pylist(rows, schema=anchor_schema()) if rows else anchor_schema().empty_table()
+    assert tuple(table.column_names) == ANCHOR_COLUMNS
+    meta = {b"embcompare.key": key.encode(), b"embcompare.missing": json.dumps(stats.get("missing_anchors", [])).encode(),
+            _STATS: json.dumps(stats, default=str).encode()}
+    store.write_table(path, table.replace_schema_metadata(meta), compression="zstd")
+
+
+def read_part_stats(path: str) -> dict:
+    from embcompare import store
+
+    meta = store.read_table(path).schema.metadata or {}
+    return json.loads(meta.get(_STATS, b"{}"))
+
+
+def anchor_schema():
+    import pyarrow as pa
+
+    return pa.schema([("model", pa.string()), ("task", pa.string()), ("anchor", pa.string()), ("pos", pa.string()),
+                      ("sense", pa.string()), ("level", pa.string()), ("layer", pa.string()),
+                      ("measure", pa.string()), ("value", pa.float64())])
+
+
+def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha: str) -> dict[str, dict]:
+    """Run every pending (model, task) on Ray actors; write each part as it finishes. Returns
+    model -> {'sentences', 'embed_seconds', 'parts_run'} of this run."""
+    import ray
+    from tqdm import tqdm
+
+    from embcompare import store
+
+    c = cfg.contextual
+    todo: dict[str, list[str]] = {}
+    for m, mcfg in model_cfgs.items():
+        store.clear_temporary(store.join(cfg.out_dir, "contextual", ".parts", m))
+        for t in c.tasks:
+            p = part_path(cfg.out_dir, m, t)
+            if store.exists(p) and store.shard_info(p)[0] == part_key(mcfg, tasks_sha, t, c):
+                continue
+            todo.setdefault(m, []).append(t)
+    done_before = sum(len(c.tasks) for _ in model_cfgs) - sum(len(v) for v in todo.values())
+    if done_before:
+        log.info("contextual: %d (model, task) parts already done; skipped", done_before)
+    run_stats = {m: {"sentences": 0, "embed_seconds": 0.0, "parts_run": 0} for m in model_cfgs}
+    if not todo:
+        return run_stats
+    start_ray(cfg.ray)
+    _, cpus, gpus = worker_resources(cfg.workers)
+    # One actor per model; on a CPU machine the second waits for the first's CPUs (Ray queues
+    # its creation), on a cluster they run side by side, one per GPU.
+    Worker = ray.remote(ContextualWorker).options(num_cpus=cpus, num_gpus=gpus)
+    layers = [x for x in c.layer]
+    actors, pending = {}, {}
+    for m, tasks in todo.items():
+        actors[m] = Worker.remote(model_cfgs[m], layers, c.batch_size, int(cpus))
+        for t in tasks:
+            pending[actors[m].run_task.remote(t, by_task[t])] = (m, t)
+    left = {m: len(ts) for m, ts in todo.items()}
+    total = sum(sum(1 + len(r.variants) for r in by_task[t]) for ts in todo.values() for t in ts)
+    with tqdm(total=total, desc="contextual", unit="sentence", mininterval=2.0) as bar:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            m, t = pending.pop(ready[0])
+            try:
+                _, rows, stats = ray.get(ready[0])
+            except ray.exceptions.RayError as e:
+                for a in actors.values():
+                    ray.kill(a)
+                raise SystemExit(f"error: model {m}, task {t}: {unwrap(e)}; finished (model, task) parts are "
+                                 f"kept in {store.join(cfg.out_dir, 'contextual', '.parts')}") from None
+            write_part(part_path(cfg.out_dir, m, t), rows, part_key(model_cfgs[m], tasks_sha, t, c), stats)
+            rs = run_stats[m]
+            rs["sentences"] += stats["sentences"]
+            rs["embed_seconds"] += stats["embed_seconds"]
+            rs["parts_run"] += 1
+            bar.update(sum(1 + len(r.variants) for r in by_task[t]))
+            bar.set_postfix_str(f"{m}/{t}")
+            left[m] -= 1
+            if left[m] == 0:
+                ray.kill(actors[m])  # frees its CPUs / GPU for the next model
+    return run_stats
+
+
+# -- tables -----------------------------------------------------------------------------------
+def collect(cfg: ContextualConfig, model_cfgs: dict, by_task: dict) -> dict[str, Any]:
+    """Write anchors/<model>.parquet, results.parquet and comparisons.parquet from the parts."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from embcompare import store
+    from embcompare.contextual.compare import COMPARISON_COLUMNS, RESULT_COLUMNS, compare_models, summarize
+    from embcompare.contextual.evaluate import SENTENCE_ONLY_NOTE, STATIC_NOTE
+
+    c = cfg.contextual
+    out = store.join(cfg.out_dir, "contextual")
+    frames, results, layer_of, kinds, totals = [], [], {}, {}, {}
+    for m in model_cfgs:
+        tables, stats = [], {}
+        for t in c.tasks:
+            p = part_path(cfg.out_dir, m, t)
+            tables.append(store.read_table(p))
+            stats[t] = read_part_stats(p)
+        table = pa.concat_tables(tables) if tables else anchor_schema().empty_table()
+        store.write_table(store.join(out, "anchors", f"{m}.parquet"), table.replace_schema_metadata(None))
+        df = table.to_pandas()
+        frames.append(df)
+        desc = next(iter(stats.values()))
+        kinds[m] = desc["kind"]
+        sent, secs = sum(s["sentences"] for s in stats.values()), sum(s["embed_seconds"] for s in stats.values())
+        totals[m] = {"sentences": sent, "embed_seconds": round(secs, 2),
+                     "sentences_per_s": round(sent / secs, 1) if secs else None,
+                     "not_located": sum(s["not_located"] for s in stats.values()),
+                     "missing_anchors": len({a for s in stats.values() for a in s["missing_anchors"]})}
+        note = {"static": STATIC_NOTE}.get(desc["kind"], "")
+        rows = summarize(df, {(m, "AICV"): note, (m, "ACD"): note})
+        for r in rows:
+            r["n_missing"] = int(stats[r["task"]]["records"]) - r["n"]
+        if desc["kind"] == "sentence_only":  # say so, rather than leave the rows out
+            rows += [{"model": m, "task": t, "level": "token", "layer": "", "measure": meas, "n": 0,
+                      "mean": float("nan"), "std": float("nan"), "n_missing": int(stats[t]["records"]),
+                      "note": SENTENCE_ONLY_NOTE} for t in c.tasks for meas in ("AICV", "ACD")]
+        results += rows
+        layer_of[(m, "sentence")] = desc["sentence_layer"]
+        if desc["kind"] == "static":
+            layer_of[(m, "token")] = "static"
+        elif desc["kind"] != "sentence_only":
+            layer_of[(m, "token")] = str(c.compare_layer)
+    anchors = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    comparisons = compare_models(anchors, layer_of) if len(model_cfgs) > 1 and len(anchors) else []
+    res_t = pa.Table.from_pylist(results) if results else pa.table({k: [] for k in RESULT_COLUMNS})
+    store.write_table(store.join(out, "results.parquet"), res_t.select(list(RESULT_COLUMNS)))
+    cmp_schema = pa.schema([(k, pa.string()) for k in COMPARISON_COLUMNS[:7]] +
+                           [("n", pa.int64()), ("n_nonzero", pa.int64())] +
+                           [(k, pa.float64()) for k in COMPARISON_COLUMNS[9:]])
+    cmp_t = pa.Table.from_pylist([{k: r[k] for k in COMPARISON_COLUMNS} for r in comparisons], schema=cmp_schema)
+    store.write_table(store.join(out, "comparisons.parquet"), cmp_t)
+    return {"results": results, "comparisons": comparisons, "kinds": kinds, "totals": totals}
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """The contextual stage; returns its headline numbers. Raises ConfigError before any work
+    on a bad config."""
+    from embcompare import store
+    from embcompare.embedders import ModelConfigError
+    from embcompare.models import load_model_config
+
+    settings = check(cfg)
+    c = settings.contextual
+    try:
+        model_cfgs = {m: load_model_config(m) for m in settings.models}
+    except ModelConfigError as e:
+        raise ConfigError(str(e)) from None
+    store.check_writable(settings.out_dir)
+    t0 = time.time()
+    records, tasks_sha, report = load_or_generate_tasks(settings.out_dir, c)
+    by_task = {t: [r for r in records if r.task == t] for t in c.tasks}
+    empty = [t for t, rs in by_task.items() if not rs]
+    if empty:
+        log.warning("contextual: no records for task(s) %s; they get no rows", empty)
+    gen_s = time.time() - t0
+    run_stats = embed_all(settings, model_cfgs, by_task, tasks_sha)
+    tables = collect(settings, model_cfgs, by_task)
+    # Rates over every part (this run's and earlier runs'): sentences embedded per second of
+    # embedding, model loading and the decontextualised vectors left out.
+    rates = {m: {**tables["totals"][m], "kind": tables["kinds"][m], "parts_run": run_stats[m]["parts_run"]}
+             for m in model_cfgs}
+    headline = {"records": len(records), "records_per_task": {t: len(rs) for t, rs in by_task.items()},
+                "anchors": len({r.anchor for r in records}), "generation_seconds": round(gen_s, 1),
+                "models": rates, "result_rows": len(tables["results"]),
+                "comparisons": len(tables["comparisons"]), "seconds": round(time.time() - t0, 1)}
+    store.write_json(store.join(settings.out_dir, "contextual", "run.json"), headline)
+    return headline
+
+
+@hydra.main(config_path="../conf", config_name="contextual", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    try:
+        h = run(cfg)
+    except (ConfigError, PermissionError) as e:
+        raise SystemExit(f"error: {e}") from None
+    print(f"contextual: {h['records']} records ({h['anchors']} anchors), {h['result_rows']} result rows, "
+          f"{h['comparisons']} comparisons, {h['seconds']:.1f} s")
+    for m, s in h["models"].items():
+        rate = f"{s['sentences_per_s']} sentences/s" if s["sentences_per_s"] else "nothing to embed"
+        print(f"  {m}: {s['sentences']} sentences in {s['embed_seconds']:.1f} s ({rate})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
