@@ -8,7 +8,8 @@ embedder backend its options beside the backend.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, TypeVar, Union
+import re
+from typing import Annotated, Any, Literal, Mapping, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,9 +28,9 @@ Auto = Literal["auto"]
 
 
 class WorkersConfig(Section):
-    num: Union[Auto, int] = Field("auto", description="auto: one per GPU, else one per node")
-    cpus: Union[Auto, float] = "auto"
-    gpus: Union[Auto, float] = "auto"
+    num: Union[Auto, Annotated[int, Field(ge=1)]] = Field("auto", description="auto: one per GPU, else one per node")
+    cpus: Union[Auto, Annotated[float, Field(gt=0)]] = "auto"
+    gpus: Union[Auto, Annotated[float, Field(ge=0)]] = "auto"
 
 
 class RayConfig(Section):
@@ -48,9 +49,18 @@ class VocabConfig(Section):
 S = TypeVar("S", bound=BaseModel)
 
 
+# Parts of an error's location that name a branch of a union (``int``, ``literal['auto']``), not
+# a key: pydantic reports one error per branch, and the key is the same for all.
+_BRANCH = re.compile(r"^(int|str|float|bool|bytes|none|constrained-[a-z]+|[a-z-]+\[.*\])$")
+
+
+def _key(err: dict[str, Any], where: str) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and _BRANCH.match(p)))
+    return f"{where}.{loc}" if where and loc else (where or loc)
+
+
 def _describe(err: dict[str, Any], schema: type[BaseModel], where: str) -> str:
-    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("function-", "union[")))
-    key = f"{where}.{loc}" if where and loc else (where or loc)
+    key = _key(err, where)
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(schema, err["loc"][:-1])
@@ -91,5 +101,13 @@ def validate(node: Any, schema: type[S], where: str = "") -> S:
     try:
         return schema.model_validate(dict(node))
     except ValidationError as e:
-        problems = [_describe(err, schema, where) for err in e.errors()]
+        by_key: dict[str, list[str]] = {}  # a union's branches: one problem, its messages joined
+        for err in e.errors():
+            text = _describe(err, schema, where)
+            key = _key(err, where)
+            if by_key.get(key) and text.startswith(f"'{key}' = "):
+                by_key[key].append(text.split(": ", 1)[1])
+            else:
+                by_key.setdefault(key, []).append(text)
+        problems = [" or ".join(texts) for texts in by_key.values()]
         raise ConfigError("config error: " + "; ".join(problems)) from None

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from .embedders import ModelConfigError
+from .embedders import ModelConfigError, check_model_config
 
 DEFAULT_CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
@@ -19,17 +19,25 @@ def available_models(conf_dir: str | os.PathLike = DEFAULT_CONF_DIR) -> list[str
 
 
 def model_configs(selected: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Plain dicts, ``name`` set, from the ``model`` node Hydra composed (name -> config)."""
+    """Plain dicts, ``name`` set, from the ``model`` node Hydra composed (name -> config), each
+    checked against its backend's schema (ModelConfigError naming the model and the key)."""
     from omegaconf import OmegaConf
 
+    if selected is None or (OmegaConf.is_config(selected) and not OmegaConf.is_dict(selected)) \
+            or not isinstance(selected, Mapping) and not OmegaConf.is_config(selected):
+        raise ModelConfigError("'model' must map model names to their settings (model=glove_6b_50d or "
+                               "model=[glove_6b_50d,sbert_minilm])")
     out = {}
     for name, cfg in selected.items():
-        d = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-        if not isinstance(d, dict) or "backend" not in d:
+        d = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else cfg
+        if not isinstance(d, Mapping) or "backend" not in d:
             raise ModelConfigError(f"model {name}: config has no 'backend' (conf/model/{name}.yaml "
                                    f"must hold one key, '{name}', with the model's settings)")
-        d["name"] = name
+        d = {**d, "name": name}
+        check_model_config(d)
         out[name] = d
+    if not out:
+        raise ModelConfigError("no model selected: model=glove_6b_50d or model=[glove_6b_50d,sbert_minilm]")
     return out
 
 
@@ -44,7 +52,10 @@ def load_model_config(key: str, conf_dir: str | os.PathLike = DEFAULT_CONF_DIR) 
     if not path.is_file():
         raise ModelConfigError(f"unknown model '{key}': no {path}; known models: "
                                f"{', '.join(available_models(conf_dir)) or 'none'}")
-    node = OmegaConf.load(path)
-    if list(node.keys()) != [key]:
+    try:
+        node = OmegaConf.load(path)
+    except Exception as e:  # noqa: BLE001 - yaml's parser errors name the line and column
+        raise ModelConfigError(f"{path}: not valid YAML: {e}") from None
+    if not OmegaConf.is_dict(node) or list(node.keys()) != [key]:
         raise ModelConfigError(f"{path}: must hold exactly one top-level key, '{key}'")
     return model_configs(node)[key]

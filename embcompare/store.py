@@ -17,6 +17,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import uuid
 from functools import lru_cache
 from typing import Any, Sequence
@@ -135,8 +136,20 @@ def check_writable(folder: str | os.PathLike) -> None:
         raise PermissionError(f"out_dir {os.fspath(folder)!r} is not writable: {e}") from None
 
 
-def shard_name(i: int) -> str:
-    return f"part-{i:05d}.parquet"
+_SHARD = re.compile(r"part-(\d{9})-(\d{9})\.parquet")
+
+
+def shard_name(start: int, end: int) -> str:
+    """File name of the shard holding vocabulary rows [start, end): named by what it covers, so
+    a rerun on any number of workers finds the same names; zero-padded, so that the sorted
+    names are the rows' order."""
+    return f"part-{start:09d}-{end:09d}.parquet"
+
+
+def shard_range(name: str) -> tuple[int, int] | None:
+    """(start, end) of a shard file name made by :func:`shard_name`; None for any other name."""
+    m = _SHARD.fullmatch(os.path.basename(name))
+    return (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -190,6 +203,20 @@ def shard_info(path: str | os.PathLike) -> tuple[str | None, list[str]]:
         return None, []
     key = meta.get(_KEY)
     return (key.decode() if key else None), json.loads(meta.get(_MISSING, b"[]"))
+
+
+def read_shard(path: str | os.PathLike) -> tuple[str | None, list[str], list[str], int]:
+    """(key, embedded words, missing words, vector dimension) of one shard, from one read of its
+    word column and footer."""
+    fs, p = resolve(path)
+    with fs.open_input_file(p) as f:
+        pf = pq.ParquetFile(f)
+        schema = pf.schema_arrow
+        words = pf.read(columns=["word"]).column("word").to_pylist()
+    meta = schema.metadata or {}
+    key = meta.get(_KEY)
+    return (key.decode() if key else None), words, json.loads(meta.get(_MISSING, b"[]")), \
+        schema.field("vector").type.list_size
 
 
 def clear_temporary(folder: str | os.PathLike) -> None:

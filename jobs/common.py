@@ -1,11 +1,12 @@
-"""What every job shares at the edge: the repo on sys.path, Ray start-up, the vocabulary."""
+"""What every job shares at the edge: the repo on sys.path, Ray start-up and workers, the
+vocabulary, the local folder for Hydra's logs."""
 from __future__ import annotations
 
 import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = ROOT / "conf"
@@ -15,41 +16,111 @@ if str(ROOT) not in sys.path:  # `python jobs/x.py` puts jobs/ on the path, not 
 log = logging.getLogger("embcompare")
 
 
+def _log_dir(out_dir: str) -> str:
+    """Hydra's run folder must be local: ``<out_dir>/logs`` for a local out_dir, ``logs`` (under
+    the current folder) when out_dir is an object store."""
+    return "logs" if "://" in str(out_dir) and not str(out_dir).startswith("file://") else f"{out_dir}/logs"
+
+
+def _register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("log_dir"):
+        OmegaConf.register_new_resolver("log_dir", _log_dir)
+
+
+_register_resolvers()  # before Hydra composes a config that names ${log_dir:...}
+
+
 def start_ray(ray_cfg: Any) -> None:
-    """Connect to the cluster at ``ray.address``, or start an embedded local Ray when it is null."""
+    """Join or start Ray, once per process (returns at once when Ray is already up).
+
+    ``ray.address`` set: connect there. Null, with RAY_ADDRESS set (a driver that
+    ``ray job submit`` started): join that cluster, leaving its resources to it; Ray refuses
+    num_cpus/num_gpus when connecting to an existing cluster. Otherwise: an embedded local Ray
+    with ``ray.num_cpus`` CPUs (null: all cores).
+    """
     import ray
 
     if ray.is_initialized():
         return
+    address = getattr(ray_cfg, "address", None)
+    num_cpus = getattr(ray_cfg, "num_cpus", None)
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
                               "configure_logging": False}
-    if ray_cfg.get("address"):
-        ray.init(address=ray_cfg.address, **kwargs)
+    if address:
+        ray.init(address=address, **kwargs)
+    elif os.environ.get("RAY_ADDRESS"):
+        if num_cpus:
+            log.info("ray.num_cpus=%s ignored: joining the cluster at RAY_ADDRESS, which owns its resources",
+                     num_cpus)
+        ray.init(**kwargs)  # ray.init reads RAY_ADDRESS; the job's runtime_env (working_dir) applies
     else:
-        kwargs["num_cpus"] = ray_cfg.get("num_cpus") or os.cpu_count()
+        kwargs["num_cpus"] = num_cpus or os.cpu_count()
         kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": str(ROOT)}}
         ray.init(**kwargs)
+    res = ray.cluster_resources()
+    alive = sum(1 for n in ray.nodes() if n.get("Alive"))
+    log.info("Ray: %s, %d node(s), %g CPUs, %g GPUs",
+             f"joined {address or os.environ.get('RAY_ADDRESS')}" if (address or os.environ.get("RAY_ADDRESS"))
+             else "embedded local Ray", alive, res.get("CPU", 0), res.get("GPU", 0))
 
 
 def load_vocab(vocab_cfg: Any) -> list[str]:
+    """The WordNet word list the ``vocab`` section selects; ValueError naming the filter when it
+    leaves no word."""
+    from embcompare.config import VocabConfig, validate
     from embcompare.vocab import VocabFilter, load_words
 
-    filt = VocabFilter(pos=tuple(vocab_cfg.pos), min_length=int(vocab_cfg.min_length),
-                       multiword=bool(vocab_cfg.multiword), max_words=vocab_cfg.max_words)
-    return load_words(vocab_cfg.wordnet_dir, filt)
+    v = vocab_cfg if isinstance(vocab_cfg, VocabConfig) else validate(vocab_cfg, VocabConfig, "vocab")
+    filt = VocabFilter(pos=tuple(v.pos), min_length=v.min_length, multiword=v.multiword, max_words=v.max_words)
+    words = load_words(v.wordnet_dir, filt)
+    if not words:
+        raise ValueError(f"the vocabulary is empty after filtering: no WordNet lemma passes vocab.pos={v.pos}, "
+                         f"vocab.min_length={v.min_length}, vocab.multiword={v.multiword}")
+    return words
 
 
-def worker_resources(wcfg: Any) -> tuple[int, float, int]:
-    """(number of workers, CPUs each, GPUs each) from ``workers:`` and the cluster's resources:
-    by default one worker per GPU on a GPU cluster, else one worker with all the CPUs."""
+def plan_workers(nodes: Sequence[Mapping[str, float]], num: Any = "auto", cpus: Any = "auto",
+                 gpus: Any = "auto") -> tuple[int, float, float]:
+    """(number of workers, CPUs each, GPUs each) for the alive nodes' resources ``nodes``
+    (one mapping per node, as ray.nodes() gives them) and the ``workers:`` settings.
+
+    Auto: one worker per GPU across all nodes when the cluster has GPUs, each with its node's
+    CPUs shared among that node's workers; on a CPU-only cluster one worker per node, each with
+    the CPUs of the smallest node (so that each fits on a node of its own).
+    """
+    total_gpu = sum(float(n.get("GPU", 0)) for n in nodes)
+    want_gpu = float(gpus) if gpus != "auto" else (1.0 if total_gpu else 0.0)
+    if want_gpu:
+        # (CPUs, workers) of each node that can hold a worker
+        per_node = [(float(n.get("CPU", 0)), int(float(n.get("GPU", 0)) // want_gpu)) for n in nodes]
+        per_node = [(c, k) for c, k in per_node if k >= 1]
+        n_auto = sum(k for _, k in per_node)
+        cpus_each = min((c / k for c, k in per_node), default=1.0)
+    else:
+        node_cpus = [float(n.get("CPU", 0)) for n in nodes if float(n.get("CPU", 0)) >= 1]
+        n_auto = len(node_cpus)
+        cpus_each = min(node_cpus, default=1.0)
+    n = int(num) if num != "auto" else max(1, n_auto)
+    if cpus != "auto":
+        cpus_each = float(cpus)
+    elif num != "auto" and not want_gpu:
+        # n workers asked for: the cluster's CPUs shared among them, none larger than a node
+        biggest = max((float(x.get("CPU", 0)) for x in nodes), default=1.0)
+        cpus_each = min(biggest, sum(float(x.get("CPU", 0)) for x in nodes) // n)
+    cpus_each = float(int(cpus_each)) if cpus_each >= 1 else max(cpus_each, 0.1)
+    return n, cpus_each, want_gpu
+
+
+def worker_resources(wcfg: Any) -> tuple[int, float, float]:
+    """(number of workers, CPUs each, GPUs each) from ``workers:`` and the alive nodes of the
+    Ray cluster this process is connected to (see plan_workers)."""
     import ray
 
-    res = ray.cluster_resources()
-    gpus = int(res.get("GPU", 0))
-    want_gpu = int(wcfg.gpus) if wcfg.gpus != "auto" else (1 if gpus else 0)
-    n = int(wcfg.num) if wcfg.num != "auto" else (max(1, gpus // want_gpu) if want_gpu else 1)
-    cpus = float(wcfg.cpus) if wcfg.cpus != "auto" else max(1, int(res.get("CPU", 1)) // n)
-    return n, cpus, want_gpu
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    return plan_workers(nodes, getattr(wcfg, "num", "auto"), getattr(wcfg, "cpus", "auto"),
+                        getattr(wcfg, "gpus", "auto"))
 
 
 def unwrap(err: Exception) -> str:

@@ -90,7 +90,7 @@ def test_non_finite_vector_is_an_error_naming_the_word(tmp_path: Path):
 def test_config_errors_name_the_problem(tmp_path: Path):
     with pytest.raises(ModelConfigError, match="unknown model 'nosuch'.*glove_6b_50d"):
         load_model_config("nosuch")
-    with pytest.raises(ModelConfigError, match="unknown backend 'magic'"):
+    with pytest.raises(ModelConfigError, match="'model.t.backend' = 'magic': unknown backend; known backends: api, glove_npy"):
         build_embedder({"name": "t", "backend": "magic"})
     with pytest.raises(ModelConfigError, match="pip install not-a-real-pkg"):
         build_embedder({"name": "t", "backend": "glove_npy", "package": "not_a_real_pkg",

@@ -15,20 +15,31 @@ import pytest
 
 from conftest import ROOT, run_job
 from embcompare import store
+from embcompare.datasets import evaluation_words
 from embcompare.embedders import build_embedder
 from embcompare.embedders.base import resolve_path
-from embcompare.datasets import evaluation_words
 from embcompare.vocab import VocabFilter, load_words, words_sha256
 
 N = 2000
+TWO_MODELS = [f"vocab.max_words={N}", "extract.shard_size=700", "ray.num_cpus=2"]
+FAULT = "EMBCOMPARE_TEST_WORKER_DEATH"
 
 
 @pytest.fixture(scope="module")
 def two_models(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    proc = run_job("extract.py", "model=[glove_6b_50d,sbert_minilm]", f"vocab.max_words={N}",
-                   f"out_dir={out}", "extract.shard_size=700", "ray.num_cpus=2")
+    proc = run_job("extract.py", "model=[glove_6b_50d,sbert_minilm]", *TWO_MODELS, f"out_dir={out}")
     return out, proc
+
+
+def _shards(d: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(d.glob("part-*.parquet"))}
+
+
+def _manifest(d: Path) -> dict:
+    m = json.loads((d / "manifest.json").read_text())
+    m.pop("time")
+    return m
 
 
 def test_job_writes_the_store_of_the_contract(two_models, glove_cfg):
@@ -37,11 +48,13 @@ def test_job_writes_the_store_of_the_contract(two_models, glove_cfg):
     # The evaluation data sets' words come after WordNet's, so a model embeds every word they use.
     words = wordnet + [w for w in evaluation_words() if w not in set(wordnet)]
     assert {"athens", "bow wow"} <= set(words[N:])
+    starts = list(range(0, len(words), 700))
     for model, dim in [("glove_6b_50d", 50), ("sbert_minilm", 384)]:
         d = out / "embeddings" / model
         parts = sorted(p.name for p in d.iterdir())
-        assert parts == ["manifest.json"] + [f"part-{i:05d}.parquet" for i in range(-(-len(words) // 700))]
-        schema = pq.read_schema(d / "part-00000.parquet")
+        # Each shard is named by the rows it covers.
+        assert parts == ["manifest.json"] + [f"part-{s:09d}-{min(s + 700, len(words)):09d}.parquet" for s in starts]
+        schema = pq.read_schema(d / parts[1])
         assert schema.field("vector").type == pa.list_(pa.float32(), dim)
         assert schema.field("n_tokens").type == pa.int32() and schema.field("word").type == pa.string()
         man = json.loads((d / "manifest.json").read_text())
@@ -57,19 +70,18 @@ def test_job_writes_the_store_of_the_contract(two_models, glove_cfg):
     assert got == direct.words and np.array_equal(mat, direct.vectors)
     assert "athens" in got and "bow wow" in direct.missing  # GloVe has no multi-word entries
     assert json.loads((out / "embeddings" / "sbert_minilm" / "manifest.json").read_text())["counts"]["missing"] == 0
+    # CPU-only embedded Ray (one node, 2 CPUs): one worker per node, holding the node's CPUs.
+    assert "(1 workers x 2 CPU, 0 GPU)" in proc.stderr
 
 
-def _shards(d: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(d.glob("part-*.parquet"))}
-
-
-def test_killed_job_resumes_to_identical_files(tmp_path, two_models):
-    """SIGKILL the whole job (driver and its Ray) after a few shards, rerun, compare bytes."""
+def test_killed_job_resumes_on_another_worker_count_to_identical_files(tmp_path):
+    """SIGKILL the whole job (driver and its Ray) on 2 workers after a few shards, rerun on 1,
+    compare bytes with an uninterrupted run."""
     out = tmp_path / "killed"
     model_dir = out / "embeddings" / "sbert_minilm"
     args = ["model=sbert_minilm", f"vocab.max_words={N}", "extract.shard_size=100", "ray.num_cpus=2",
             "extract.evaluation_words=false"]
-    cmd = [sys.executable, str(ROOT / "jobs" / "extract.py"), *args, f"out_dir={out}"]
+    cmd = [sys.executable, str(ROOT / "jobs" / "extract.py"), *args, "workers.num=2", f"out_dir={out}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 300
@@ -80,43 +92,179 @@ def test_killed_job_resumes_to_identical_files(tmp_path, two_models):
     done_before = len(list(model_dir.glob("part-*.parquet")))
     assert 3 <= done_before < N // 100, "the job was not stopped mid-way"
     assert not (model_dir / "manifest.json").exists()
-    (model_dir / f"{store.TMP_PREFIX}999-part-00019.parquet").write_bytes(b"half a file")
+    (model_dir / f"{store.TMP_PREFIX}999-part-000001900-000002000.parquet").write_bytes(b"half a file")
 
-    rerun = run_job("extract.py", *cmd[2:])
-    assert f"{N // 100 - done_before} of {N // 100} shards to embed" in rerun.stdout + rerun.stderr
+    rerun = run_job("extract.py", *args, "workers.num=1", f"out_dir={out}")
+    assert f"{N // 100 - done_before} of {N // 100} shards to embed (1 workers" in rerun.stderr
     fresh = tmp_path / "fresh"
     run_job("extract.py", *args, f"out_dir={fresh}")
     assert _shards(model_dir) == _shards(fresh / "embeddings" / "sbert_minilm")
     assert not list(model_dir.glob(f"{store.TMP_PREFIX}*"))
-    m1, m2 = (json.loads((d / "embeddings" / "sbert_minilm" / "manifest.json").read_text()) for d in (out, fresh))
-    m1.pop("time"), m2.pop("time")
-    assert m1 == m2
-    # A third run finds nothing to do.
-    again = run_job("extract.py", *cmd[2:])
-    assert "0 of 20 shards to embed" in again.stdout + again.stderr
+    assert _manifest(model_dir) == _manifest(fresh / "embeddings" / "sbert_minilm")
 
 
-def test_changed_config_redoes_stale_shards(tmp_path):
+def _bats_with(tmp_path: Path, pairs: list[tuple[str, str]]) -> Path:
+    """A BATS folder of one category holding ``pairs`` (word, answer)."""
+    d = tmp_path / "bats" / "1_Inflectional_morphology"
+    d.mkdir(parents=True)
+    (d / "I01 [noun - plural_reg].txt").write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
+    return tmp_path / "bats"
+
+
+def test_odd_words_stale_shards_and_shards_of_another_dimension(tmp_path):
+    long_word = "pneumono" * 1000
+    bats = _bats_with(tmp_path, [("café", "cafés"), ("東京", "東京"), (long_word, "dog")])
     out = tmp_path / "o"
-    args = ["model=glove_6b_50d", f"out_dir={out}", "extract.shard_size=400", "extract.evaluation_words=false"]
+    model_dir = out / "embeddings" / "glove_6b_50d"
+    args = ["model=glove_6b_50d", f"out_dir={out}", "extract.shard_size=400", f"extract.bats_dir={bats}"]
     run_job("extract.py", "vocab.max_words=900", *args)
+    man = store.read_manifest(model_dir)
+    words, _ = store.read_embeddings(model_dir)
+    # Non-ASCII and very long words go through like any other: embedded, or reported missing.
+    assert {"café", "東京", long_word} <= set(words) | set(man["missing_words"])
+    assert "café" in words and long_word in man["missing_words"]
+
+    # Another vocabulary: every shard of the old one is stale and redone.
     proc = run_job("extract.py", "vocab.max_words=500", *args)
-    assert "2 of 2 shards to embed" in proc.stdout + proc.stderr
-    words, _ = store.read_embeddings(out / "embeddings" / "glove_6b_50d")
-    man = store.read_manifest(out / "embeddings" / "glove_6b_50d")
-    assert man["counts"]["words"] == 500 and len(words) + man["counts"]["missing"] == 500
-    assert sorted(p.name for p in (out / "embeddings" / "glove_6b_50d").glob("part-*")) == \
-        ["part-00000.parquet", "part-00001.parquet"]
+    man = store.read_manifest(model_dir)
+    n_shards = len(man["shards"])
+    assert f"{n_shards} of {n_shards} shards to embed" in proc.stderr
+    assert man["vocab"]["n_wordnet"] == 500
+    words, _ = store.read_embeddings(model_dir)
+    assert len(words) + man["counts"]["missing"] == man["counts"]["words"]
+    assert sorted(p.name for p in model_dir.glob("part-*")) == man["shards"]
+
+    # A shard of the same key but another dimension (a foreign writer): the job refuses to
+    # write a manifest over it, naming the shard and both dimensions.
+    victim = model_dir / man["shards"][1]
+    key, kept, lacked, _ = store.read_shard(victim)
+    store.write_shard(victim, store.embeddings_table(kept, np.zeros((len(kept), 7)), [1] * len(kept)), key, lacked)
+    (model_dir / "manifest.json").unlink()
+    before = _shards(model_dir)
+    bad = run_job("extract.py", "vocab.max_words=500", *args, check=False)
+    assert bad.returncode != 0
+    assert f"{victim.name} holds 7-d vectors, this model gives 50-d" in bad.stderr and "no manifest" in bad.stderr
+    assert not (model_dir / "manifest.json").exists() and _shards(model_dir) == before
+    with pytest.raises(ValueError, match="shards of different dimensions"):
+        store.read_embeddings(model_dir)
 
 
-def test_unknown_model_missing_wordnet_and_corrupt_file_fail_clearly(tmp_path, glove_cfg):
-    bad = run_job("extract.py", "model=no_such_model", f"out_dir={tmp_path}", check=False)
-    assert bad.returncode != 0 and "no_such_model" in bad.stderr and "glove_6b_50d" in bad.stderr
+def test_a_worker_that_dies_once_is_replaced_and_the_result_is_the_same(tmp_path, two_models):
+    marker = tmp_path / "deaths"
+    out = tmp_path / "o"
+    env = {**os.environ, FAULT: f"marker={marker},times=1,start=700"}
+    proc = run_job("extract.py", "model=glove_6b_50d", *TWO_MODELS, f"out_dir={out}", env=env)
+    assert marker.read_text().count("\n") == 1  # it did die, once, on rows 700-1399
+    assert "model glove_6b_50d, rows 700-1399 (part-000000700-000001400.parquet): the worker died" in proc.stderr
+    # Two runs of one config, one with a dead worker: byte-identical shards, same manifest.
+    ref = two_models[0] / "embeddings" / "glove_6b_50d"
+    assert _shards(out / "embeddings" / "glove_6b_50d") == _shards(ref)
+    assert _manifest(out / "embeddings" / "glove_6b_50d") == _manifest(ref)
+
+
+def test_a_worker_that_keeps_dying_stops_the_job_naming_the_shard(tmp_path):
+    marker = tmp_path / "deaths"
+    out = tmp_path / "o"
+    model_dir = out / "embeddings" / "glove_6b_50d"
+    env = {**os.environ, FAULT: f"marker={marker},times=99,start=200"}
+    bad = run_job("extract.py", "model=glove_6b_50d", "vocab.max_words=400", "extract.evaluation_words=false",
+                  "extract.shard_size=100", "extract.retries=1", "ray.num_cpus=2", f"out_dir={out}", env=env,
+                  check=False)
+    assert bad.returncode != 0
+    assert re.search(r"error: model glove_6b_50d, rows 200-299 \(part-000000200-000000300.parquet\): the worker "
+                     r"died 2 times on this shard \(extract.retries=1\)", bad.stderr), bad.stderr[-2000:]
+    assert marker.read_text().count("\n") == 2
+    # One worker takes the shards in order: the two before the bad one are finished and kept.
+    assert sorted(p.name for p in model_dir.glob("part-*")) == ["part-000000000-000000100.parquet",
+                                                                "part-000000100-000000200.parquet"]
+    assert not (model_dir / "manifest.json").exists()
+
+
+@pytest.fixture
+def conf_dir(tmp_path):
+    """An extra Hydra config folder (hydra.searchpath) with model files written by the test."""
+    d = tmp_path / "conf"
+    (d / "model").mkdir(parents=True)
+    return d
+
+
+def test_a_model_giving_nan_stops_naming_model_and_words_and_writes_nothing_for_its_shard(
+        tmp_path, conf_dir, minilm_cfg):
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    words = load_words(filt=VocabFilter(max_words=60))
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_path(minilm_cfg, "path")))
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=64, vocab_size=len(tokenizer)))
+    def pieces(w):
+        return set(tokenizer(w, add_special_tokens=False)["input_ids"])
+
+    first_shard = set().union(*(pieces(w) for w in words[:30]))
+    target = next(w for w in words[30:60] if not pieces(w) & first_shard)
+    poisoned = sorted(pieces(target))
+    with torch.no_grad():
+        model.embeddings.word_embeddings.weight[poisoned] = float("nan")
+    model.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    (conf_dir / "model" / "tiny_nan.yaml").write_text(
+        f"tiny_nan:\n  backend: transformers\n  path: {tmp_path / 'tiny'}\n  batch_size: 8\n")
+    bad_words = [w for w in words[30:60] if pieces(w) & set(poisoned)]
+    assert target in bad_words
+
+    out = tmp_path / "o"
+    bad = run_job("extract.py", f"hydra.searchpath=[file://{conf_dir}]", "model=tiny_nan", "vocab.max_words=60",
+                  "extract.evaluation_words=false", "extract.shard_size=30", "ray.num_cpus=2", f"out_dir={out}",
+                  check=False)
+    assert bad.returncode != 0
+    assert re.search(r"error: model tiny_nan, rows 30-59 \(part-000000030-000000060.parquet\): \S*NonFiniteVectors: "
+                     r"model tiny_nan: non-finite vector for word\(s\) " + re.escape(str(bad_words[:5])), bad.stderr)
+    model_dir = out / "embeddings" / "tiny_nan"
+    assert [p.name for p in model_dir.glob("part-*")] == ["part-000000000-000000030.parquet"]
+    assert np.isfinite(store.read_embeddings(model_dir)[1]).all()
+
+
+def test_bad_input_is_refused_before_any_work(tmp_path, conf_dir, glove_cfg):
+    def fails(*args):
+        proc = run_job("extract.py", *args, check=False)
+        assert proc.returncode != 0
+        assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+        assert "Ray:" not in proc.stderr  # stopped before Ray started
+        return proc.stderr
+
+    out = tmp_path / "o"
+    err = fails("model=no_such_model", f"out_dir={out}")
+    assert "no_such_model" in err and "glove_6b_50d" in err
 
     nowhere = tmp_path / "no_wordnet"
-    bad = run_job("extract.py", f"vocab.wordnet_dir={nowhere}", f"out_dir={tmp_path}", check=False)
-    assert bad.returncode != 0 and str(nowhere) in bad.stderr and "wordnet-base" in bad.stderr
+    err = fails(f"vocab.wordnet_dir={nowhere}", f"out_dir={out}")
+    assert str(nowhere) in err and "wordnet-base" in err
 
+    err = fails("vocab.min_length=40", "extract.evaluation_words=false", f"out_dir={out}")
+    assert "error: the vocabulary is empty after filtering" in err and "vocab.min_length=40" in err
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    # (Hydra's own log folder elsewhere, as under jobs/pipeline.py, which has none)
+    err = fails("vocab.max_words=10", f"out_dir={blocker / 'out'}", f"hydra.run.dir={tmp_path / 'logs'}")
+    assert f"error: out_dir '{blocker / 'out' / 'embeddings'}' is not writable" in err
+
+    err = fails("+model.glove_6b_50d.poolng=cls", f"out_dir={out}")
+    assert "unknown key 'model.glove_6b_50d.poolng'; allowed keys here: backend" in err
+
+    (conf_dir / "model" / "flat.yaml").write_text("backend: glove_npy\nvectors: v.npy\nindex: i.parquet\n")
+    err = fails(f"hydra.searchpath=[file://{conf_dir}]", "model=flat", f"out_dir={out}")
+    assert "error: model backend: config has no 'backend'" in err and "must hold one key" in err
+
+    (conf_dir / "model" / "broken.yaml").write_text("broken:\n  backend: glove_npy\n  vectors: [unclosed\n")
+    proc = run_job("extract.py", f"hydra.searchpath=[file://{conf_dir}]", "model=broken", f"out_dir={out}",
+                   check=False)
+    assert proc.returncode != 0 and re.search(r"broken.yaml\", line 3", proc.stderr)
+    assert not (out / "embeddings").exists()  # nothing was written by any of them
+
+
+def test_a_corrupt_vectors_file_fails_naming_it(tmp_path, glove_cfg):
     corrupt = tmp_path / "emb.npy"
     corrupt.write_bytes(b"\x93NUMPY garbage")
     index = resolve_path(glove_cfg, "index")

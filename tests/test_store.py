@@ -11,12 +11,16 @@ def _write(d, name, words, vecs, key="k", missing=()):
 def test_round_trip_and_metadata(tmp_path):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((2, 4)).astype(np.float32)
-    _write(tmp_path, "part-00000.parquet", ["x", "y", "z"], a, missing=["q"])
-    _write(tmp_path, "part-00001.parquet", ["u", "v"], b)
+    # Rows 0-3 and 4-5: the names sort in row order (10 > 4 as numbers, not as text).
+    _write(tmp_path, store.shard_name(4, 10), ["u", "v"], b)
+    _write(tmp_path, store.shard_name(0, 4), ["x", "y", "z"], a, missing=["q"])
     words, m = store.read_embeddings(tmp_path)
     assert words == ["x", "y", "z", "u", "v"]
     assert m.dtype == np.float32 and np.array_equal(m, np.vstack([a, b]))
-    assert store.shard_info(tmp_path / "part-00000.parquet") == ("k", ["q"])
+    assert store.shard_info(tmp_path / store.shard_name(0, 4)) == ("k", ["q"])
+    assert store.read_shard(tmp_path / store.shard_name(0, 4)) == ("k", ["x", "y", "z"], ["q"], 4)
+    assert store.shard_range(store.shard_name(123, 4567)) == (123, 4567)
+    assert store.shard_range("part-00000.parquet") is None
     assert not list(tmp_path.glob(".tmp-*"))
 
 

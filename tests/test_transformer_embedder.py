@@ -104,10 +104,13 @@ def test_special_tokens_each_family_adds(bpe_tokenizer, wordpiece_tokenizer):
 def test_bad_options_are_clear_errors(tmp_path, bpe_tokenizer):
     folder, _ = save_tiny(tmp_path, "llama", bpe_tokenizer)
     base = {"name": "t", "backend": "transformers", "path": str(folder)}
-    with pytest.raises(ModelConfigError, match="pooling 'max'"):
+    with pytest.raises(ModelConfigError, match="'model.t.pooling' = 'max': Input should be 'mean', 'first'"):
         build_embedder({**base, "pooling": "max"})
     with pytest.raises(ModelConfigError, match="exactly once"):
         build_embedder({**base, "template": "no slot"})
+    with pytest.raises(ModelConfigError, match=r"'model.t.layer' = 3: out of range; this model has hidden states 0..2"):
+        build_embedder({**base, "layer": 3})
+    assert build_embedder({**base, "layer": -3}).dim == 32  # -3 is hidden state 0
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ variable the config names; it is never stored, logged, or put in an error messag
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import sqlite3
@@ -16,17 +17,35 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
+from pydantic import Field
 
-from .base import Embedded, ModelConfigError
+from .base import Embedded, ModelConfigError, ModelOptions, options
 
 PROVIDERS = {
     "openai": {"base_url": "https://api.openai.com/v1", "key_env": "OPENAI_API_KEY"},
     "google": {"base_url": "https://generativelanguage.googleapis.com/v1beta", "key_env": "GOOGLE_API_KEY"},
 }
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+class APIOptions(ModelOptions):
+    backend: Literal["api"]
+    model: str  # the API's model name
+    provider: Literal["openai", "google"] = "openai"  # openai: any OpenAI-compatible server too
+    api_key_env: str | None = None  # the variable holding the key; None: the provider's usual one
+    base_url: str | None = None  # None: the provider's
+    dim: int | None = Field(None, ge=1)  # expected vector size; None: whatever comes back
+    dimensions: int | None = Field(None, ge=1)  # asked of text-embedding-3-* (shortened vectors)
+    batch_size: int = Field(256, ge=1)
+    concurrency: int = Field(4, ge=1)
+    timeout_s: float = Field(60, gt=0)
+    max_retries: int = Field(6, ge=0)
+    backoff_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(60, ge=0)
+    cache_dir: str = "~/.cache/embcompare/api"
 
 
 class APIError(RuntimeError):
@@ -40,7 +59,7 @@ class _Transient(Exception):
 
 
 class VectorCache:
-    """word -> float32 vector, in one SQLite file per (provider, model, dimensions)."""
+    """word -> float32 vector, in one SQLite file per (provider, endpoint, model, dimensions)."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,30 +100,34 @@ def _retry_after(value: str | None) -> float | None:
             return None
 
 
+def cache_tag(provider: str, base_url: str, model: str, dimensions: int | None) -> str:
+    """File name of a model's vector cache. Two servers serving a model under one name (two
+    OpenAI-compatible endpoints) may give different vectors, so the endpoint is part of it."""
+    endpoint = hashlib.sha256(base_url.encode()).hexdigest()[:12]
+    return f"{provider}-{model.replace('/', '_')}-{dimensions or 'full'}-{endpoint}"
+
+
 class APIEmbedder:
-    def __init__(self, cfg: Mapping[str, Any]):
-        self.name = cfg["name"]
-        self.provider = cfg.get("provider", "openai")
-        if self.provider not in PROVIDERS:
-            raise ModelConfigError(f"model {self.name}: provider '{self.provider}' is not one of {sorted(PROVIDERS)}")
+    def __init__(self, cfg: Mapping[str, Any] | APIOptions):
+        cfg = options(cfg, APIOptions)
+        self.name = cfg.name
+        self.provider = cfg.provider
         defaults = PROVIDERS[self.provider]
-        self.model = cfg.get("model")
-        if not self.model:
-            raise ModelConfigError(f"model {self.name}: config has no 'model' (the API's model name)")
-        self.base_url = str(cfg.get("base_url") or defaults["base_url"]).rstrip("/")
-        self.key_env = cfg.get("api_key_env") or defaults["key_env"]
+        self.model = cfg.model
+        self.base_url = str(cfg.base_url or defaults["base_url"]).rstrip("/")
+        self.key_env = cfg.api_key_env or defaults["key_env"]
         if not os.environ.get(self.key_env):
             raise ModelConfigError(f"model {self.name}: set the environment variable {self.key_env} to the API key")
-        self.dimensions = cfg.get("dimensions")  # asked of text-embedding-3-* (shortened vectors)
-        self.dim = int(cfg.get("dim") or self.dimensions or 0)
-        self.batch_size = int(cfg.get("batch_size", 256))
-        self.concurrency = int(cfg.get("concurrency", 4))
-        self.timeout_s = float(cfg.get("timeout_s", 60))
-        self.max_retries = int(cfg.get("max_retries", 6))
-        self.backoff_s = float(cfg.get("backoff_s", 1.0))
-        self.backoff_max_s = float(cfg.get("backoff_max_s", 60.0))
-        cache_dir = Path(os.path.expanduser(cfg.get("cache_dir") or "~/.cache/embcompare/api"))
-        tag = f"{self.provider}-{self.model.replace('/', '_')}-{self.dimensions or 'full'}"
+        self.dimensions = cfg.dimensions
+        self.dim = int(cfg.dim or self.dimensions or 0)
+        self.batch_size = cfg.batch_size
+        self.concurrency = cfg.concurrency
+        self.timeout_s = float(cfg.timeout_s)
+        self.max_retries = cfg.max_retries
+        self.backoff_s = float(cfg.backoff_s)
+        self.backoff_max_s = float(cfg.backoff_max_s)
+        cache_dir = Path(os.path.expanduser(cfg.cache_dir))
+        tag = cache_tag(self.provider, self.base_url, self.model, self.dimensions)
         self.cache = VectorCache(cache_dir / f"{tag}.sqlite")
         self._rng = random.Random(0)
         import requests

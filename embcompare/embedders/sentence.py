@@ -3,11 +3,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
+from pydantic import Field, model_validator
 
-from .base import Embedded, ModelConfigError, file_sha256, resolve_path
+from .base import Embedded, ModelConfigError, ModelOptions, file_sha256, hub_commit, options, resolve_path
+
+
+class SentenceTransformerOptions(ModelOptions):
+    backend: Literal["sentence_transformers"]
+    model_id: str | None = None  # a Hub id; or ``path`` (inside ``package`` when one is named)
+    revision: str | None = None  # Hub branch, tag or commit; the resolved commit goes to the manifest
+    path: str | None = None
+    package: str | None = None
+    pip: str | None = None
+    batch_size: int = Field(256, ge=1)
+    device: str = "auto"  # auto: cuda when there is one, else cpu
+
+    @model_validator(mode="after")
+    def _source(self) -> "SentenceTransformerOptions":
+        if not (self.path or self.model_id):
+            raise ValueError("give 'path' (with 'package') or 'model_id'")
+        return self
 
 
 def pick_device(device: str | None) -> str:
@@ -36,27 +54,30 @@ def _pooling(folder: Path) -> str:
 
 
 class SentenceTransformerEmbedder:
-    def __init__(self, cfg: Mapping[str, Any]):
+    def __init__(self, cfg: Mapping[str, Any] | SentenceTransformerOptions):
         from sentence_transformers import SentenceTransformer
 
-        self.name = cfg["name"]
-        if cfg.get("package") or cfg.get("path"):
-            source = str(resolve_path(cfg, "path"))
-        elif cfg.get("model_id"):
-            source = cfg["model_id"]
-        else:
-            raise ModelConfigError(f"model {self.name}: give 'path' (with 'package') or 'model_id'")
-        self.batch_size = int(cfg.get("batch_size", 256))
-        self.device = pick_device(cfg.get("device"))
-        self.model = SentenceTransformer(source, device=self.device, revision=cfg.get("revision"))
+        cfg = options(cfg, SentenceTransformerOptions)
+        self.name = cfg.name
+        hub = not cfg.path
+        source = cfg.model_id if hub else str(resolve_path(cfg, "path"))
+        self.batch_size = cfg.batch_size
+        self.device = pick_device(cfg.device)
+        self.model = SentenceTransformer(source, device=self.device, revision=cfg.revision)
         dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim())
-        folder = Path(source)
+        # A word longer than this many tokens would be cut by the model: it is reported missing
+        # instead of given the vector of its first pieces.
+        self.max_tokens = int(self.model.max_seq_length or 0) or None
+        folder = None if hub else Path(source)
         self._identity = {
-            "model": self.name, "backend": "sentence_transformers", "model_id": cfg.get("model_id") or f"{cfg.get('package')}/{cfg.get('path')}",
-            "revision": cfg.get("revision"),
-            "file_sha256": _weights_sha256(folder) if folder.is_dir() else None,
-            "pooling": _pooling(folder) if folder.is_dir() else "model default",
+            "model": self.name, "backend": "sentence_transformers",
+            "model_id": cfg.model_id if hub else f"{cfg.package}/{cfg.path}" if cfg.package else cfg.path,
+            "revision": cfg.revision,
+            # What a Hub id and revision resolved to: an upstream change changes the work key.
+            "commit": hub_commit(source, cfg.revision, self.name) if hub else None,
+            "file_sha256": None if hub else _weights_sha256(folder),
+            "pooling": "model default" if hub else _pooling(folder),
             "normalized": any(type(m).__name__ == "Normalize" for m in self.model),
             "layer": "last", "template": None, "dtype": "float32",
         }
@@ -66,10 +87,15 @@ class SentenceTransformerEmbedder:
 
     def embed(self, words: Sequence[str]) -> Embedded:
         words = list(words)
-        vectors = self.model.encode(words, batch_size=self.batch_size, convert_to_numpy=True,
-                                    show_progress_bar=False)
-        tok = self.model.tokenizer(words, add_special_tokens=False)["input_ids"]
-        n_tokens = np.fromiter((len(t) for t in tok), dtype=np.int32, count=len(words))
-        out = Embedded(words, np.asarray(vectors, dtype=np.float32), n_tokens, [])
+        tok = self.model.tokenizer
+        counts = [len(t) for t in tok(words, add_special_tokens=False)["input_ids"]] if words else []
+        room = self.max_tokens - tok.num_special_tokens_to_add(pair=False) if self.max_tokens else None
+        fits = [room is None or n <= room for n in counts]
+        kept = [w for w, f in zip(words, fits) if f]
+        vectors = self.model.encode(kept, batch_size=self.batch_size, convert_to_numpy=True,
+                                    show_progress_bar=False) if kept else np.zeros((0, self.dim), np.float32)
+        n_tokens = np.array([n for n, f in zip(counts, fits) if f], dtype=np.int32)
+        out = Embedded(kept, np.asarray(vectors, dtype=np.float32).reshape(len(kept), self.dim), n_tokens,
+                       [w for w, f in zip(words, fits) if not f])
         out.check_finite(self.name)
         return out

