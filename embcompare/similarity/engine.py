@@ -44,8 +44,8 @@ def new_partial(n: int, bins: int, k: int, floor: np.ndarray | None = None) -> M
 
 def pass_one(Xd, tiles: Sequence[Tile], *, bins: int, k: int, floor: np.ndarray | None = None,
              xp: ModuleType = np, fused: bool | None = None, threads: int | None = None) -> ModelPartial:
-    """Histogram, fine histogram, moments and top-k of one model (unit rows ``Xd`` on the
-    device) over ``tiles``.
+    """Histogram, fine histogram, moments and top-k (none when ``k`` is 0) of one model (unit rows
+    ``Xd`` on the device) over ``tiles``.
 
     On NumPy (``fused`` None or True), each tile is read once by the fused
     CPU kernel on ``threads`` threads (default: Numba's count); otherwise (CuPy, or
@@ -53,24 +53,32 @@ def pass_one(Xd, tiles: Sequence[Tile], *, bins: int, k: int, floor: np.ndarray 
     """
     part = new_partial(Xd.shape[0], bins, k, floor)
     if fused is None:
-        fused = xp is np and k > 0
+        fused = xp is np
     if fused:
         from .fused import pass_tiles
 
-        pass_tiles(Xd, tiles, part.hist, part.fine, part.moments, part.topk, threads)
+        # k = 0: the kernel still needs top-k rows; a floor of +inf keeps every value out of them.
+        topk = part.topk if part.topk is not None else TopK(Xd.shape[0], 1, np.full(Xd.shape[0], np.inf))
+        pass_tiles(Xd, tiles, part.hist, part.fine, part.moments, topk, threads)
         return part
     for t in tiles:
-        S = tile_product(Xd, t)
-        vals = upper_values(S, xp) if t.diagonal else S
-        part.hist.add(vals, xp)
-        part.fine.add(vals, xp)
-        part.moments.add(vals, t.id, xp)
-        if part.topk is not None:
-            if t.diagonal:
-                part.topk.add_diagonal(S, t.i0, xp)
-            else:
-                part.topk.add_offdiagonal(S, t.i0, t.j0, xp)
+        feed_tile(part, tile_product(Xd, t), t, xp)
     return part
+
+
+def feed_tile(part: ModelPartial, S, t: Tile, xp: ModuleType = np) -> None:
+    """Every handler of ``part`` over the cosines ``S`` of tile ``t`` (its whole i-block x j-block
+    product; a diagonal tile's lower half is ignored). Overwrites the diagonal of a diagonal tile's
+    ``S`` when top-k is kept (``TopK.add_diagonal``)."""
+    vals = upper_values(S, xp) if t.diagonal else S
+    part.hist.add(vals, xp)
+    part.fine.add(vals, xp)
+    part.moments.add(vals, t.id, xp)
+    if part.topk is not None:
+        if t.diagonal:
+            part.topk.add_diagonal(S, t.i0, xp)
+        else:
+            part.topk.add_offdiagonal(S, t.i0, t.j0, xp)
 
 
 def pass_two(Xds: Sequence, luts: Sequence, tiles: Sequence[Tile], model_pairs: Sequence[tuple[int, int]],

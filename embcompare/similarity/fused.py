@@ -274,8 +274,7 @@ def pass_tiles(X: np.ndarray, tiles, hist, fine, moments, topk, threads: int | N
     def work(w: int, panel) -> None:
         st.reserve(w, _pairs_of(panel))
         for ti, si, r0, r1, c0, c1 in panel:
-            S = st.buf[w, : (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
-            np.matmul(X[r0:r1], X[c0:c1].T, out=S)
+            S = product(X, r0, r1, c0, c1, st.buf[w])
             first = r0 + 1 - c0 if tiles[ti].diagonal else -(r1 - r0)
             _sub_tile(S, first, r0, c0, lo32, scale, half, near, cut, st.edge[w], st.fine[w], moms[ti][si],
                       topk.vals[r0:r1], topk.idx[r0:r1], topk.floor[r0:r1], st.cv[w, c0:c1], st.ci[w, c0:c1],
@@ -298,6 +297,35 @@ def pass_tiles(X: np.ndarray, tiles, hist, fine, moments, topk, threads: int | N
             has = mom[:, 0] > 0
             moments.parts[t.id] = (t.n_pairs, float(mom[:, 1].sum()), float(mom[:, 2].sum()),
                                    float(mom[has, 3].min()), float(mom[has, 4].max()))
+
+
+def product(X: np.ndarray, r0: int, r1: int, c0: int, c1: int, buf: np.ndarray) -> np.ndarray:
+    """The kernel's product step: rows r0:r1 against rows c0:c1 of ``X``, written into the start
+    of the float32 buffer ``buf``; returns that (r1 - r0, c1 - c0) view. Run inside
+    ``_run_panels`` (single-threaded BLAS), as both passes do."""
+    S = buf.reshape(-1)[: (r1 - r0) * (c1 - c0)].reshape(r1 - r0, c1 - c0)
+    np.matmul(X[r0:r1], X[c0:c1].T, out=S)
+    return S
+
+
+def kernel_products(X: np.ndarray, tiles, threads: int | None = None) -> np.ndarray:
+    """The (n, n) float32 matrix of the cosines both CPU passes read over ``tiles``: each sub-tile
+    computed by ``product`` on the same shapes, threads and single-threaded BLAS as the passes, so
+    the same bits on any CPU and BLAS kernel (NaN where no pass computes a product: below the
+    diagonal, outside the tiles). The reference of the exactness tests: BLAS last bits depend on
+    the CPU's kernels, the product's shape and the thread count, so a reference from other calls
+    would differ by rounding, not by an engine error."""
+    threads = max(1, threads or nb.get_num_threads())
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    out = np.full((X.shape[0], X.shape[0]), np.nan, dtype=np.float32)
+    bufs = np.empty((threads, SUB_ROWS * SUB_COLS), dtype=np.float32)
+
+    def work(w: int, panel) -> None:
+        for _, _, r0, r1, c0, c1 in panel:
+            out[r0:r1, c0:c1] = product(X, r0, r1, c0, c1, bufs[w])
+
+    _run_panels(row_panels(tiles), threads, work)
+    return out
 
 
 def _pairs_of(panel) -> int:
@@ -376,7 +404,7 @@ def joint_pass(mats, luts, tiles, model_pairs, joints, bits: int, threads: int |
         for ti, _, r0, r1, c0, c1 in panel:
             S = bufs[w, : len(used) * (r1 - r0) * (c1 - c0)].reshape(len(used), r1 - r0, c1 - c0)
             for i, X in enumerate(Xs):
-                np.matmul(X[r0:r1], X[c0:c1].T, out=S[i])
+                product(X, r0, r1, c0, c1, S[i])
             first = r0 + 1 - c0 if tiles[ti].diagonal else -(r1 - r0)
             _joint_sub(S, first, lut, pairs, half, tables[w], spill[w], cidx[w])
 

@@ -76,3 +76,28 @@ def group_stats(values: np.ndarray, binning: UniformBins) -> dict:
             "var": float(v.var()) if n else float("nan"),
             "min": float(v.min()) if n else float("nan"), "max": float(v.max()) if n else float("nan"),
             "hist": binning.counts(values).astype(np.int64).tolist()}
+
+
+def labelled_groups(words: list[str], *, wordnet: bool = True, wordnet_dir: str | None = None, bats: bool = True,
+                    bats_dir: str | None = None, random: int = 0, seed: int = 0) -> dict[str, np.ndarray]:
+    """The labelled pair groups over ``words``: name -> (m, 2) index array, built once for all
+    models. WordNet synonyms/antonyms/hypernyms, one group per BATS category, ``random`` seeded
+    random pairs."""
+    from ..datasets.bats import DEFAULT_BATS_DIR, load_bats
+    from ..vocab import WordNet
+
+    index = {w: i for i, w in enumerate(words)}
+    groups: dict[str, np.ndarray] = {}
+    if wordnet:
+        groups.update(wordnet_groups(WordNet(wordnet_dir), index))
+    if bats:
+        groups.update(bats_groups(load_bats(bats_dir or DEFAULT_BATS_DIR), index))
+    if random:
+        groups["random"] = random_pairs(len(words), int(random), int(seed))
+    return groups
+
+
+def group_rows(X: np.ndarray, groups: dict[str, np.ndarray], bins: int) -> list[dict]:
+    """One row of statistics per group (contract columns of groups.parquet) over unit matrix ``X``."""
+    binning = UniformBins(bins)
+    return [{"group": g, **group_stats(pair_cosines(X, p), binning)} for g, p in groups.items()]

@@ -1,0 +1,97 @@
+"""The similarity job's config, checked whole before any work starts (embcompare.config)."""
+from __future__ import annotations
+
+import os
+from typing import Literal, Union
+
+from pydantic import Field, field_validator
+
+from ..config import Auto, ConfigError, RayConfig, Section, VocabConfig, WorkersConfig, validate
+from .binning import FINE_BITS
+from .tiles import MAX_TILE_ELEMENTS
+
+MAX_BLOCK = int(MAX_TILE_ELEMENTS ** 0.5)  # tiles stay under 2**31 elements (CuPy/cuVS index with 32 bits)
+JOINT_MEMORY_SHARE = 0.5  # of this machine's memory the joint tables may take
+
+
+class GroupsConfig(Section):
+    wordnet: bool = True
+    bats: bool = True
+    bats_dir: str | None = Field(None, description="null: the vendored data/BATS_3.0")
+    random_pairs: int = Field(100000, ge=0)
+    seed: int = Field(0, ge=0)
+
+    @field_validator("bats_dir")
+    @classmethod
+    def _bats_dir_exists(cls, v: str | None) -> str | None:
+        if v is not None and not os.path.isdir(v):
+            raise ValueError(f"no such folder {v!r}; give a BATS 3.0 folder or null for the vendored copy")
+        return v
+
+
+class SimilarityConfig(Section):
+    bins: int = Field(2000, ge=1, le=2 ** 20, description="histogram bins over [-1, 1]")
+    top_k: int = Field(10, ge=0, le=1000, description="neighbours kept per word; 0: none")
+    rank_bins: int = Field(2048, ge=2, le=2 ** FINE_BITS, description="equal-mass bins of the rank pass")
+    block: Union[Auto, int] = "auto"
+    tasks_per_worker: int = Field(4, ge=1)
+    backend: Literal["numpy", "cupy", "auto"] = "auto"
+    checkpoint_every_s: float = Field(30.0, ge=0)
+    retries: int = Field(2, ge=0, description="restarts of a dead worker, and retries of its task")
+    groups: GroupsConfig = GroupsConfig()
+
+    @field_validator("block")
+    @classmethod
+    def _block_range(cls, v):
+        if v != "auto" and not 1 <= v <= MAX_BLOCK:
+            raise ValueError(f"must be 'auto' or an integer in [1, {MAX_BLOCK}] (tiles under 2**31 elements)")
+        return v
+
+
+class SimilarityJobConfig(Section):
+    models: list[str] = Field(min_length=1, description="names under <out_dir>/embeddings/")
+    out_dir: str = "outputs"
+    vocab: VocabConfig = VocabConfig()
+    similarity: SimilarityConfig = SimilarityConfig()
+    workers: WorkersConfig = WorkersConfig()
+    ray: RayConfig = RayConfig()
+
+    @field_validator("models")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        dup = sorted({m for m in v if v.count(m) > 1})
+        if dup:
+            raise ValueError(f"models listed twice: {dup}")
+        return v
+
+
+def validate_job(node) -> SimilarityJobConfig:
+    """The job's whole config (an OmegaConf node or a mapping; Hydra's own ``hydra`` key ignored)
+    as a SimilarityJobConfig. Raises ConfigError naming each bad key and what is allowed there."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(node):
+        node = OmegaConf.to_container(node, resolve=True)
+    node = {k: v for k, v in dict(node).items() if k != "hydra"}
+    cfg = validate(node, SimilarityJobConfig)
+    check_joint_memory(cfg)
+    return cfg
+
+
+def check_joint_memory(cfg: SimilarityJobConfig) -> None:
+    """Per model pair, the joint pass keeps rank_bins**2 int64 counts in the driver (merged and
+    checkpointed: about 3 copies) and uint8 ones per thread: refuse what cannot fit before any work."""
+    import psutil
+
+    pairs = len(cfg.models) * (len(cfg.models) - 1) // 2
+    if not pairs:
+        return
+    per_cell = pairs * (3 * 8 + (os.cpu_count() or 1))
+    total = psutil.virtual_memory().total
+    budget = JOINT_MEMORY_SHARE * total
+    k = cfg.similarity.rank_bins
+    if k * k * per_cell > budget:
+        most = int((budget / per_cell) ** 0.5)
+        raise ConfigError(f"config error: 'similarity.rank_bins' = {k}: the joint tables of {pairs} model pair(s) "
+                          f"would need {k * k * per_cell / 2**30:.1f} GiB, over half of this machine's "
+                          f"{total / 2**30:.1f} GiB; allowed here: 2 to {most}")
