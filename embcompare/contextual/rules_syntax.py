@@ -25,6 +25,7 @@ PLURAL_PRONOUNS = {"we", "they", "you", "these", "those", "us", "them"}
 FULL_MODAL = {"'ll": "will", "'d": "would", "ca": "can", "wo": "will", "sha": "shall"}
 ADVERBIAL_PREPS = {"in", "at", "during", "after", "before", "since", "until", "throughout", "within",
                    "near", "inside", "outside", "despite", "without", "across", "under", "behind"}
+INTENSIFIERS = {"very", "so", "really", "quite", "extremely", "too", "rather", "pretty", "most"}
 WH_WORDS = {"who", "whom", "what", "which", "that", "whose", "where", "when", "why", "how"}
 # Verbs that take an object but do not passivise ("a car is had by him").
 NO_PASSIVE = {"have", "be", "lack", "resemble", "cost", "weigh", "fit", "suit", "become", "get",
@@ -230,6 +231,8 @@ def _how_what(doc, cl: Clause, body, subs) -> tuple[list[Piece], str]:
         pre = [t for t in body if t.i < sub[0].i and t.i >= min(w.i for w in cl.subj.subtree)]
         if any(t.i < min(w.i for w in cl.subj.subtree) and not t.is_punct for t in body):
             raise Skip("words before the subject")
+        if word == "how":  # 'how very quiet' is not English: intensifiers go
+            sub = [w for w in sub if w.i == c.i or w.lower_ not in INTENSIFIERS]
         pieces = [(None, word)] + [(w.i, text_of(w, subs)) for w in sub] + \
                  [(t.i, text_of(t, subs)) for t in pre] + [(None, "!")]
         return fix_sentence_case(doc, pieces), f"exclamation/{word}"

