@@ -19,88 +19,20 @@ import json
 import logging
 import sys
 import time
-from typing import Any, Literal, Optional, Union
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
-from pydantic import Field, field_validator, model_validator
 
 import common  # noqa: F401 - puts the repo on sys.path
 from common import start_ray, unwrap, worker_resources
-from embcompare.config import ConfigError, RayConfig, Section, WorkersConfig, validate
-from embcompare.contextual.tasks import TASKS
+from embcompare.config import ConfigError, validate
+from embcompare.contextual.settings import ContextualConfig, ContextualSection
 
 log = logging.getLogger("embcompare")
 
-LayerSpec = Union[int, Literal["input_table"]]
 PART_VERSION = "contextual-parts-1"  # bump when the measures' code changes what a part holds
 _STATS = b"embcompare.stats"
-
-
-class LLMSection(Section):
-    """Generator B's settings (embcompare.contextual.llm.generate_llm)."""
-
-    model_path: Optional[str] = None   # a local transformers model folder, or
-    gguf_file: Optional[str] = None    # a GGUF file inside model_path
-    base_url: Optional[str] = None     # an OpenAI-compatible endpoint (chat completions)
-    model: Optional[str] = None        # the endpoint's model name
-    api_key_env: str = "OPENAI_API_KEY"
-    batch_size: int = Field(8, ge=1)
-    concurrency: int = Field(4, ge=1)
-    max_retries: int = Field(4, ge=0)
-    cache_dir: Optional[str] = None
-
-
-class ContextualSection(Section):
-    generator: Literal["rules", "llm"] = "rules"
-    anchors: int = Field(1200, ge=1)
-    seed: int = 0
-    max_variants: int = Field(5, ge=1)
-    wordnet_dir: Optional[str] = None
-    tasks: list[Literal[TASKS]] = list(TASKS)  # type: ignore[valid-type]
-    layer: list[LayerSpec] = [-1, "input_table"]
-    compare_layer: LayerSpec = -1
-    batch_size: int = Field(64, ge=1)
-    llm: LLMSection = LLMSection()
-
-    @field_validator("layer", mode="before")
-    @classmethod
-    def _one_or_many(cls, v: Any) -> Any:
-        return [v] if isinstance(v, (int, str)) else v
-
-    @model_validator(mode="after")
-    def _compare_layer_is_computed(self) -> "ContextualSection":
-        names = [str(x) for x in self.layer]
-        if not names:
-            raise ValueError("contextual.layer: give at least one layer")
-        if len(set(names)) != len(names):
-            raise ValueError(f"contextual.layer lists a layer twice: {names}")
-        if str(self.compare_layer) not in names:
-            raise ValueError(f"contextual.compare_layer {self.compare_layer!r} is not one of contextual.layer {names}")
-        if not self.tasks:
-            raise ValueError("contextual.tasks: give at least one task")
-        return self
-
-
-class ContextualConfig(Section):
-    models: list[str] = Field(min_length=1)
-    out_dir: str
-    contextual: ContextualSection = ContextualSection()
-    workers: WorkersConfig = WorkersConfig()
-    ray: RayConfig = RayConfig()
-
-    @field_validator("models")
-    @classmethod
-    def _known_models(cls, v: list[str]) -> list[str]:
-        from embcompare.models import available_models
-
-        known = available_models()
-        bad = [m for m in v if m not in known]
-        if bad:
-            raise ValueError(f"unknown model(s) {bad}; known models: {', '.join(known)}")
-        if len(set(v)) != len(v):
-            raise ValueError(f"a model is listed twice: {v}")
-        return v
 
 
 def check(cfg: Any) -> ContextualConfig:

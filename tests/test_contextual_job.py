@@ -1,0 +1,126 @@
+"""jobs/contextual.py: its config refused before any work, and one end-to-end run with GloVe and
+MiniLM on a few anchors checked against the output contract, then resumed."""
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT, run_job
+from embcompare.contextual.tasks import TASKS, read_tasks
+
+
+def job():
+    if str(ROOT / "jobs") not in sys.path:  # the jobs import their neighbour `common`
+        sys.path.insert(0, str(ROOT / "jobs"))
+    spec = importlib.util.spec_from_file_location("contextual_job", ROOT / "jobs" / "contextual.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def compose(*overrides):
+    from hydra import compose as hydra_compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return hydra_compose(config_name="contextual", overrides=list(overrides))
+
+
+def test_default_config_is_valid():
+    s = job().check(compose())
+    assert s.contextual.generator == "rules" and s.contextual.anchors == 1200
+    assert [str(x) for x in s.contextual.layer] == ["-1", "input_table"] and list(s.contextual.tasks) == list(TASKS)
+
+
+@pytest.mark.parametrize("override, words", [
+    ("+contextual.layr=3", ["contextual.layr", "allowed keys here", "layer"]),
+    ("contextual.generator=gpt", ["contextual.generator", "'rules'", "'llm'"]),
+    ("models=[glove_6b_50d,no_such_model]", ["no_such_model", "known models", "sbert_minilm"]),
+    ("contextual.compare_layer=3", ["compare_layer", "not one of contextual.layer"]),
+    ("contextual.tasks=[negation,sarcasm]", ["contextual.tasks", "sarcasm"]),
+    ("contextual.anchors=0", ["contextual.anchors", "greater than or equal to 1"]),
+    ("contextual.layer=[input_table,input_table]", ["twice"]),
+])
+def test_bad_config_is_refused_naming_the_key(override, words):
+    from embcompare.config import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        job().check(compose(override))
+    for w in words:
+        assert w in str(e.value), (w, str(e.value))
+
+
+def test_layer_may_be_one_value():
+    assert [str(x) for x in job().check(compose("contextual.layer=6", "contextual.compare_layer=6")).contextual.layer] == ["6"]
+
+
+def test_bad_config_stops_the_job_before_any_file(tmp_path):
+    out = tmp_path / "out"
+    proc = run_job("contextual.py", "models=[glove_6b_50d]", "contextual.layer=[-1]", "contextual.compare_layer=input_table",
+                   f"out_dir={out}", check=False)
+    assert proc.returncode != 0
+    assert "error:" in proc.stderr and "compare_layer" in proc.stderr
+    assert not (out / "contextual").exists()
+
+
+def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
+    out = tmp_path / "out"
+    args = ["models=[glove_6b_50d,sbert_minilm]", "contextual.anchors=3", "contextual.batch_size=16", f"out_dir={out}"]
+    first = run_job("contextual.py", *args)
+    ctx = out / "contextual"
+    records = read_tasks(str(ctx / "tasks.jsonl"))
+    assert records and {r.anchor for r in records} and json.loads((ctx / "tasks.json").read_text())["records"] == len(records)
+    tasks_present = sorted({r.task for r in records})
+
+    res = pd.read_parquet(ctx / "results.parquet")
+    assert list(res.columns)[:7] == ["model", "task", "level", "layer", "measure", "n", "mean"]
+    assert {"std", "n_missing", "note"} <= set(res.columns)
+    # one row per model x task x measure (x layer): GloVe has one token layer, MiniLM two
+    keys = res[["model", "task", "layer", "measure"]].apply(tuple, axis=1)
+    assert keys.is_unique
+    glove = res[res.model == "glove_6b_50d"]
+    assert sorted(glove.task.unique()) == tasks_present
+    assert len(glove) == 3 * len(tasks_present)
+    assert (glove[glove.level == "token"]["mean"] == 0).all()
+    assert glove[glove.level == "token"]["note"].str.contains("by construction").all()
+    mini = res[res.model == "sbert_minilm"]
+    assert set(zip(mini.level, mini.layer, mini.measure)) == {
+        ("token", "-1", "AICV"), ("token", "-1", "ACD"), ("token", "input_table", "AICV"),
+        ("token", "input_table", "ACD"), ("sentence", "-1", "SMV")}
+    assert (mini[mini.measure == "ACD"]["mean"] > 0).all()
+    n_rec = pd.Series([r.task for r in records]).value_counts()
+    for _, row in res.iterrows():
+        assert row["n"] + row["n_missing"] == n_rec[row["task"]]
+
+    # every anchor's value is kept, and the results are their mean and std
+    for model, sub in res.groupby("model"):
+        a = pd.read_parquet(ctx / "anchors" / f"{model}.parquet")
+        assert list(a.columns) == ["model", "task", "anchor", "pos", "sense", "level", "layer", "measure", "value"]
+        assert set(a.anchor) <= {r.anchor for r in records} and np.isfinite(a.value).all()
+        for _, row in sub.iterrows():
+            v = a[(a.task == row.task) & (a.layer == row.layer) & (a.measure == row.measure)].value
+            assert len(v) == row["n"] and v.mean() == pytest.approx(row["mean"], abs=1e-12)
+        assert a.value.between(0, 2).all()
+
+    cmp = pd.read_parquet(ctx / "comparisons.parquet")
+    assert {"task", "measure", "model_a", "model_b", "n", "statistic", "p_value", "p_holm", "effect_size"} <= set(cmp.columns)
+    assert set(zip(cmp.model_a, cmp.model_b)) == {("glove_6b_50d", "sbert_minilm")}
+    assert set(cmp.measure) == {"AICV", "ACD", "SMV"} and sorted(cmp.task.unique()) == tasks_present
+    assert (cmp.p_holm >= cmp.p_value - 1e-15).all() and cmp.effect_size.between(-1, 1).all()
+    assert set(cmp[cmp.measure != "SMV"].layer_b) == {"-1"} and set(cmp[cmp.measure != "SMV"].layer_a) == {"static"}
+
+    # a rerun reuses the sentences and every (model, task) part: nothing is embedded again
+    parts = sorted((ctx / ".parts").rglob("*.parquet"))
+    assert len(parts) == 2 * len(TASKS)
+    mtimes = {p: p.stat().st_mtime_ns for p in parts + [ctx / "tasks.jsonl"]}
+    second = run_job("contextual.py", *args)
+    assert "parts already done" in second.stderr + second.stdout
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    pd.testing.assert_frame_equal(pd.read_parquet(ctx / "results.parquet"), res)
+    run = json.loads((ctx / "run.json").read_text())
+    assert run["models"]["sbert_minilm"]["sentences"] > 0 and run["models"]["sbert_minilm"]["parts_run"] == 0
+    assert "sentences/s" in first.stdout
