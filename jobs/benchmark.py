@@ -12,8 +12,8 @@ GPUs, BLAS). Everything runs in this process, on the library functions the jobs 
 workers (embedders, the all-pairs stage, the analogy engine), so the figures are the
 per-worker throughput without Ray's scheduling; a cluster's throughput is that times its workers.
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations`: pydantic resolves the schema annotations in the
+# module namespace, which a module loaded from its file (jobs/pipeline.py) may not register.
 import os
 
 # OpenBLAS threads spin after each product and starve the Numba threads that follow (the

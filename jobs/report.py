@@ -8,8 +8,8 @@ Every number comes from the stages' Parquet and JSON outputs; a stage that has n
 skipped with a line saying so. Needs no Ray; reads and writes through embcompare.store, so
 out_dir may be an object-store URI.
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations`: pydantic resolves the schema annotations in the
+# module namespace, which a module loaded from its file (jobs/pipeline.py) may not register.
 import logging
 import sys
 import time

@@ -35,7 +35,11 @@ window.addEventListener("load", function () {{
 
 @contextlib.contextmanager
 def serve(folder: Path):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # one line per request on stderr otherwise
+            pass
+
+    handler = functools.partial(Quiet, directory=str(folder))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # port 0: a free port
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
@@ -71,8 +75,9 @@ def broken(widths: list[tuple[str, int]]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
-    """Real outputs of extraction, similarity and analogies on a small vocabulary; a two-category
-    BATS folder (real BATS lines) keeps the analogy and group stages small."""
+    """Real outputs of the pipeline (extraction, similarity, analogies and word-pair similarity,
+    report) on a small vocabulary, in one process with one embedded Ray; a two-category BATS
+    folder (real BATS lines) keeps the analogy and group stages small."""
     tmp = tmp_path_factory.mktemp("report")
     bats = tmp / "bats"
     bats.mkdir()
@@ -81,12 +86,10 @@ def outputs(tmp_path_factory):
         f = next(src.glob(pattern))
         (bats / f.name).write_text("\n".join(f.read_text().splitlines()[:12]) + "\n")
     out = tmp / "out"
-    common = [f"vocab.max_words={MAX_WORDS}", f"out_dir={out}", "ray.num_cpus=2"]
-    run_job("extract.py", f"model={MODELS}", f"extract.bats_dir={bats}", *common)
-    run_job("similarity.py", f"models={MODELS}", f"similarity.groups.bats_dir={bats}",
-            "similarity.groups.random_pairs=2000", *common)
-    run_job("analogy.py", f"models={MODELS}", f"analogy.datasets=[bats:{bats}]", f"out_dir={out}",
-            "ray.num_cpus=2")
+    run_job("pipeline.py", f"models={MODELS}", "stages=[extract,similarity,analogy,report]",
+            f"vocab.max_words={MAX_WORDS}", f"out_dir={out}", "ray.num_cpus=2", f"extract.bats_dir={bats}",
+            f"similarity.groups.bats_dir={bats}", "similarity.groups.random_pairs=2000", "similarity.block=128",
+            f"analogy.datasets=[bats:{bats}]")
     return out
 
 
@@ -116,17 +119,20 @@ def test_report_renders_with_every_image(outputs, tmp_path):
     assert "report:" in proc.stdout
 
 
-def test_a_broken_image_is_caught(outputs, tmp_path):
+def test_a_broken_image_is_caught(tmp_path):
+    from matplotlib.figure import Figure
+
+    from embcompare.report.figures import png_bytes
+
     site = tmp_path / "site"
     (site / "figures").mkdir(parents=True)
-    good = next((outputs / "report" / "figures").glob("*.png")) if (outputs / "report").exists() else None
-    if good is None:
-        pytest.skip("needs the report built by the test above")
-    shutil.copy(good, site / "figures" / "ok.png")
+    fig = Figure(figsize=(2, 1))
+    fig.subplots().plot([0, 1], [1, 0])
+    (site / "figures" / "ok.png").write_bytes(png_bytes(fig, dpi=50))
     (site / "page.html").write_text('<img src="figures/ok.png"><img src="figures/missing.png">')
     widths = image_widths(site, "page.html", tmp_path)
     assert broken(widths) == ["figures/missing.png"]
-    assert dict(widths)["figures/ok.png"] > 0
+    assert dict(widths)["figures/ok.png"] == 100  # 2 inches at 50 dpi
 
 
 def test_absent_stages_are_skipped_not_fatal(tmp_path):

@@ -140,6 +140,7 @@ def group_distributions(groups: Mapping[str, pd.DataFrame], edges: Mapping[str, 
         ax.set_title(m, fontsize=10)
         ax.set_xlim(-1, 1)
         ax.set_xlabel("cosine similarity")
+        ax.set_ylabel("density")
         ax.grid(alpha=0.3)
         ax.legend(frameon=False, fontsize=7)
     for ax in axes[len(models):]:
