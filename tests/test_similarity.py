@@ -1,13 +1,27 @@
-"""The all-pairs engine against the full matrix, on real embeddings small enough to hold it."""
+"""The all-pairs engine on real embeddings small enough to hold the full matrix.
+
+Exactness: every engine result is compared with a reference computed from the very products
+the engine read (``fused.kernel_products``: the kernel's product step on the same shapes and
+threads; ``tile_product`` for the array handlers), so the comparison holds on any CPU and BLAS
+kernel (CI also runs this file under OPENBLAS_CORETYPE=Haswell). Against one full product from
+other BLAS calls, results are bounded by the values within float32 rounding of an edge. The
+last tests inject engine errors (a tile binned twice, an edge shifted, a tile merged twice)
+and check that these comparisons catch each.
+"""
 import numpy as np
 import pytest
 import scipy.stats as st
 
 from embcompare.embedders import build_embedder
+from embcompare.similarity import fused as fused_kernel
 from embcompare.similarity.binning import FINE_BITS, UniformBins, equal_mass_lut, fine_index
-from embcompare.similarity.engine import new_partial, pass_one, pass_two
+from embcompare.similarity.checkpoint import Checkpoint, DuplicateUnit
+from embcompare.similarity.engine import feed_tile, new_partial, pass_one, pass_two
+from embcompare.similarity.fused import kernel_products
 from embcompare.similarity.groups import bats_groups, group_stats, pair_cosines, random_pairs, wordnet_groups
 from embcompare.similarity.rank import kendall_interval, spearman_interval
+from embcompare.similarity.run import (InvariantError, Params, TaskFailed, TileFailed, TileWorker, all_pairs,
+                                       check_invariants, inline)
 from embcompare.similarity.tiles import NonFiniteVector, normalize, plan_tiles, tile_product
 from embcompare.vocab import VocabFilter, WordNet, load_words
 
@@ -25,119 +39,199 @@ def spaces(glove_cfg, minilm_cfg):
     return g.words, A, B
 
 
-def run_all(X, block, k=10, bins=2000, fused=None):
-    """The job's two stages: diagonal tiles, then the rest with the top-k floors they give.
-    ``fused``: the Numba kernel (True), the array-namespace handlers that CuPy runs (False)."""
-    tiles = plan_tiles(X.shape[0], block)
-    diag = pass_one(X, [t for t in tiles if t.diagonal], bins=bins, k=k, fused=fused)
-    off = pass_one(X, [t for t in tiles if not t.diagonal], bins=bins, k=k, floor=diag.topk.threshold(),
-                   fused=fused)
-    part = new_partial(X.shape[0], bins, k)
-    part.merge(diag)
-    part.merge(off)
-    return part
+def run_all(X, block, k=10, bins=2000, fused=None, **kw):
+    """Pass one of the stage (diagonal tiles, their floors, the other tiles) through the library
+    function. ``fused``: the Numba kernel (None), the array-namespace handlers that CuPy runs (False)."""
+    return all_pairs([X], Params(bins=bins, top_k=k, block=block), map_tasks=inline(TileWorker([X], fused=fused)),
+                     **kw).parts[0]
 
 
-def upper(X):
-    return (X @ X.T)[np.triu_indices(X.shape[0], 1)]
+def engine_matrix(X, tiles, fused=True):
+    """Both triangles of the cosines the engine reads over ``tiles``. The kernel computes each pair
+    once (upper triangle; a row's and a column's top-k see the same value); the handlers read each
+    tile's product, a diagonal tile's as the full square it computed."""
+    n = len(X)
+    if fused:
+        U = kernel_products(X, tiles)
+        F = np.triu(np.nan_to_num(U, nan=0.0), 1)
+        return F + F.T
+    F = np.full((n, n), np.nan, dtype=np.float32)
+    for t in tiles:
+        S = tile_product(X, t)
+        F[t.i0:t.i1, t.j0:t.j1] = S
+        if not t.diagonal:
+            F[t.j0:t.j1, t.i0:t.i1] = S.T
+    return F
 
 
-def kernel_products(X, tiles):
-    """The full matrix of cosines as the CPU kernel computes them: its sub-tile products, whose
-    last bits can differ from one big product's (OpenBLAS runs products of under 1e6
-    multiply-adds through another kernel)."""
-    from embcompare.similarity.fused import row_panels
+def expected(F, k=10, bins=2000):
+    """What pass one must give over the cosines F (both triangles): numpy's histogram of the
+    pairs i<j, their fine-bin counts, moments, and each row's top-k (value descending, then the
+    smaller index)."""
+    n = len(F)
+    v = F[np.triu_indices(n, 1)]
+    G = F.copy()
+    np.fill_diagonal(G, -np.inf)
+    idx = np.argsort(-G, axis=1, kind="stable")[:, :k]
+    return {"v": v, "hist": np.histogram(np.clip(v, -1, 1), bins=bins, range=(-1, 1))[0],
+            "fine": np.bincount(fine_index(v), minlength=2 ** FINE_BITS), "idx": idx,
+            "vals": np.take_along_axis(G, idx, axis=1)}
 
-    S = np.full((len(X), len(X)), np.nan, dtype=np.float32)
-    for panel in row_panels(tiles):
-        for _, _, r0, r1, c0, c1 in panel:
-            S[r0:r1, c0:c1] = X[r0:r1] @ X[c0:c1].T
-    return S
+
+def assert_equals(part, ref):
+    """Exact equality with the reference of the same products (float64 sums: to their rounding)."""
+    moved = int(np.abs(part.hist.counts - ref["hist"]).sum())
+    assert moved == 0, f"histogram: {moved} counts differ"
+    assert np.array_equal(part.fine.counts, ref["fine"]), "fine histogram differs"
+    if part.topk is not None:
+        assert np.array_equal(part.topk.idx, ref["idx"]), f"top-k: {(part.topk.idx != ref['idx']).sum()} differ"
+        assert np.array_equal(part.topk.vals, ref["vals"])
+    m, v = part.moments.result(), ref["v"]
+    assert m["n_pairs"] == v.size and m["min"] == v.min() and m["max"] == v.max()
+    assert m["mean"] == pytest.approx(v.mean(dtype=np.float64), abs=1e-12)
+    assert m["var"] == pytest.approx(v.astype(np.float64).var(), abs=1e-12)
 
 
-@pytest.mark.parametrize("block,fused", [(997, True), (2048, True), (997, False)])
-def test_histogram_moments_and_topk_equal_the_full_matrix(spaces, block, fused):
+def rounding(d):
+    """Bound on the difference between two float32 dot products of unit d-vectors summed in any
+    orders: each is within gamma_d = d u / (1 - d u) of the exact value (u = 2^-24)."""
+    u = 2.0 ** -24
+    return 2 * d * u / (1 - d * u) * 1.001  # 0.1 %: the unit rows' own norms are 1 to float32 rounding
+
+
+def assert_within_rounding(part, X, bins=2000, k=10):
+    """Against one full product (any BLAS, any kernel): counts differ only by values within
+    ``rounding`` of an edge, top-k values by at most ``rounding``."""
+    tol = rounding(X.shape[1])
+    F = X @ X.T
+    n = len(X)
+    v = F[np.triu_indices(n, 1)].astype(np.float64)
+    ref = np.histogram(np.clip(v, -1, 1), bins=bins, range=(-1, 1))[0]
+    y = (v + 1) * bins / 2
+    edge = np.round(y).astype(np.int64)
+    near = np.bincount(edge[np.abs(y - edge) * 2 / bins <= tol], minlength=bins + 1)  # per edge
+    moved = np.abs(part.hist.counts - ref)
+    bad = np.flatnonzero(moved > near[:-1] + near[1:])
+    assert not len(bad), (f"histogram: counts differ in {len(bad)} bins by more than the values within rounding "
+                          f"of their edges, e.g. bin {bad[0]}: {moved[bad[0]]} > {near[bad[0]] + near[bad[0] + 1]}")
+    np.fill_diagonal(F, -np.inf)
+    top = -np.sort(-F, axis=1)[:, :k]
+    assert np.abs(part.topk.vals - top).max() <= tol
+    m = part.moments.result()
+    assert m["n_pairs"] == v.size and abs(m["mean"] - v.mean()) <= tol and abs(m["max"] - v.max()) <= tol
+
+
+@pytest.mark.parametrize("block,fused", [(997, None), (2048, None), (997, False)])
+def test_pass_one_equals_the_products_it_read(spaces, block, fused):
     words, A, _ = spaces
     n = len(words)
     assert n > 2000
     part = run_all(A, block, fused=fused)
-    v = upper(A)
-    assert part.hist.counts.sum() == n * (n - 1) // 2
-    # Exact against the same products assembled into the full matrix ...
-    if fused:
-        S = kernel_products(A, plan_tiles(n, block))
-    else:
-        S = np.empty((n, n), dtype=np.float32)
-        for t in plan_tiles(n, block):
-            S[t.i0:t.i1, t.j0:t.j1] = tile_product(A, t)
-    ref, _ = np.histogram(np.clip(S[np.triu_indices(n, 1)], -1, 1), bins=2000, range=(-1, 1))
-    assert np.array_equal(part.hist.counts, ref)
-    # ... and against one full product up to its last-bit differences (cuVS #1056): only
-    # values within 1e-6 of an edge may land in the neighbouring bin.
-    ref, edges = np.histogram(np.clip(v, -1, 1), bins=2000, range=(-1, 1))
-    dist = np.abs(((v.astype(np.float64) + 1) * 1000) - np.round((v.astype(np.float64) + 1) * 1000)) / 1000
-    near_edge = int((dist < 1e-6).sum())
-    assert np.abs(part.hist.counts - ref).sum() <= 2 * near_edge
-    m = part.moments.result()
-    assert m["n_pairs"] == v.size
-    assert abs(m["mean"] - v.mean(dtype=np.float64)) < 1e-6
-    assert abs(m["var"] - v.var(dtype=np.float64)) < 1e-6
-    assert m["min"] == v.min() and m["max"] == v.max()
-    F = A @ A.T
-    np.fill_diagonal(F, -np.inf)
-    order = np.argsort(-F, axis=1, kind="stable")[:, :10]
-    top = np.take_along_axis(F, order, axis=1)
-    np.testing.assert_allclose(part.topk.vals, top, atol=1e-6)
-    same = part.topk.idx == order
-    # Where indices differ, the two values tie to float32 rounding (blockwise vs full product).
-    assert same.mean() > 0.999
-    np.testing.assert_allclose(F[np.arange(len(F))[:, None], part.topk.idx][~same], top[~same], atol=1e-6)
+    assert_equals(part, expected(engine_matrix(A, plan_tiles(n, block), fused is None)))
+    if block == 997:
+        assert_within_rounding(part, A)
 
 
-def test_fused_kernel_equals_the_array_handlers(spaces):
-    """The CPU kernel and the handlers CuPy runs give the same counts and neighbours. (Here
-    their products agree to the bit: OpenBLAS gives the same bits for a sub-tile as for the
-    whole tile once a product has over 1e6 multiply-adds.)"""
+def test_fused_kernel_equals_the_array_handlers_on_the_same_products(spaces):
+    """The CPU kernel and the handlers CuPy runs, fed the kernel's own products, give the same
+    counts and neighbours (moments to the order of float64 additions)."""
     _, _, B = spaces
-    a, b = run_all(B, 1100, fused=True), run_all(B, 1100, fused=False)
+    tiles = plan_tiles(len(B), 1100)
+    a = run_all(B, 1100)
+    F = engine_matrix(B, tiles)
+    b = new_partial(len(B), 2000, 10)
+    for t in tiles:
+        feed_tile(b, F[t.i0:t.i1, t.j0:t.j1].copy(), t)
     assert np.array_equal(a.hist.counts, b.hist.counts) and np.array_equal(a.fine.counts, b.fine.counts)
     assert np.array_equal(a.topk.idx, b.topk.idx) and np.array_equal(a.topk.vals, b.topk.vals)
     ma, mb = a.moments.result(), b.moments.result()
     assert ma["min"] == mb["min"] and ma["max"] == mb["max"] and ma["n_pairs"] == mb["n_pairs"]
-    assert ma["mean"] == pytest.approx(mb["mean"], abs=1e-9) and ma["var"] == pytest.approx(mb["var"], abs=1e-9)
+    assert ma["mean"] == pytest.approx(mb["mean"], abs=1e-12) and ma["var"] == pytest.approx(mb["var"], abs=1e-12)
 
 
 def test_ties_break_towards_the_smaller_index_in_both_paths():
     # Four copies of one vector and two of another: many exact ties.
     X = np.array([[1, 0]] * 4 + [[0.6, 0.8]] * 2 + [[0, 1]], dtype=np.float32)
-    for fused in (True, False):
+    for fused in (None, False):
         part = run_all(X, 3, k=3, fused=fused)
         assert part.topk.idx[0].tolist() == [1, 2, 3]
         assert part.topk.idx[6].tolist() == [4, 5, 0]
 
 
-def test_results_do_not_depend_on_how_tiles_are_split(spaces):
-    _, A, _ = spaces
-    tiles = plan_tiles(A.shape[0], 700)
-    whole = run_all(A, 700)
-    diag = pass_one(A, [t for t in tiles if t.diagonal], bins=2000, k=10)
-    off = [t for t in tiles if not t.diagonal]
-    pieces = [pass_one(A, off[i::3], bins=2000, k=10, floor=diag.topk.threshold()) for i in (2, 0, 1)]
-    merged = new_partial(A.shape[0], 2000, 10)
-    for p in [pieces[0], diag, pieces[2], pieces[1]]:
-        merged.merge(p)
-    assert merged.moments.result() == whole.moments.result()  # the same bits
-    assert np.array_equal(merged.hist.counts, whole.hist.counts)
-    assert np.array_equal(merged.topk.idx, whole.topk.idx) and np.array_equal(merged.topk.vals, whole.topk.vals)
+def same_results(a, b):
+    """Bit for bit: every model's partial and every joint table."""
+    for p, q in zip(a.parts, b.parts):
+        assert p.moments.result() == q.moments.result()
+        assert np.array_equal(p.hist.counts, q.hist.counts) and np.array_equal(p.fine.counts, q.fine.counts)
+        assert np.array_equal(p.topk.idx, q.topk.idx) and np.array_equal(p.topk.vals, q.topk.vals)
+    assert a.joints.keys() == b.joints.keys()
+    assert all(np.array_equal(a.joints[k].counts, b.joints[k].counts) for k in a.joints)
+
+
+def reversed_order(worker):
+    """Tasks run and returned last first: a completion order no single process gives."""
+    def map_tasks(tasks):
+        for i in reversed(range(len(tasks))):
+            yield i, worker.run(tasks[i])
+    return map_tasks
+
+
+def test_results_do_not_depend_on_grouping_or_order(spaces):
+    _, A, B = spaces
+    mats = [A[:1500], B[:1500]]
+    params = Params(top_k=10, rank_bins=256, block=200)
+    whole = all_pairs(mats, params, tasks=1)
+    for tasks in (3, 7):
+        same_results(all_pairs(mats, params, tasks=tasks, map_tasks=reversed_order(TileWorker(mats))), whole)
+
+
+def dying(worker, after: int, phase: str):
+    """Runs tasks until ``after`` of ``phase`` have finished, then reports the next as failed, as
+    a worker killed mid-tile does once its retries are spent."""
+    def map_tasks(tasks):
+        for i, t in enumerate(tasks):
+            if t.phase == phase and i >= after:
+                raise TaskFailed(i, "worker died")
+            yield i, worker.run(t)
+    return map_tasks
+
+
+@pytest.mark.parametrize("phase", ["off", "joint"])
+def test_resume_under_other_task_counts_equals_an_uninterrupted_run(spaces, tmp_path, phase):
+    """Issue 9's bug: tasks were named by position in a grouping that depends on the number of
+    workers and tasks, so a rerun with other counts skipped tiles it never ran. Tiles are named by
+    their ranges now: killed with 9 tasks per phase, resumed with 2, the results are the same bits."""
+    _, A, B = spaces
+    mats = [A[:1500], B[:1500]]
+    params = Params(top_k=10, rank_bins=256, block=200)
+    whole = all_pairs(mats, params, tasks=4)
+    path = str(tmp_path / "ckpt.pkl")
+    with pytest.raises(TileFailed, match=f"similarity {phase} tiles (pass1|joint):s:.*failed: worker died"):
+        all_pairs(mats, params, scope="s", tasks=9, map_tasks=dying(TileWorker(mats), 3, phase),
+                  checkpoint=Checkpoint(path, "k", every_s=0))
+    ckpt = Checkpoint(path, "k")
+    before = set(ckpt.merged)
+    assert ckpt.resumed and 0 < len(before) < 2 * len(whole.tiles)
+    seen = []
+    worker = TileWorker(mats)
+
+    def counting(tasks):
+        for i, t in enumerate(tasks):
+            seen.extend(t.units)
+            yield i, worker.run(t)
+
+    resumed = all_pairs(mats, params, scope="s", tasks=2, map_tasks=counting, checkpoint=ckpt)
+    assert seen and not set(seen) & before  # finished tiles were not run again
+    same_results(resumed, whole)
 
 
 def test_rank_agreement_within_bound_of_scipy(spaces):
     words, A, B = spaces
-    pa, pb = run_all(A, 1500), run_all(B, 1500)
-    K = 2048
-    luts = [equal_mass_lut(p.fine.counts, K) for p in (pa, pb)]
-    joint = pass_two([A, B], luts, plan_tiles(A.shape[0], 1500), [(0, 1)], K)[(0, 1)].counts
-    va, vb = upper(A), upper(B)
+    result = all_pairs([A, B], Params(rank_bins=2048, block=1500))
+    joint = result.joints[(0, 1)].counts
+    tiles = plan_tiles(len(A), 1500)
+    iu = np.triu_indices(len(A), 1)
+    va, vb = kernel_products(A, tiles)[iu], kernel_products(B, tiles)[iu]  # the values the joint pass binned
     assert joint.sum() == va.size
     rho, rho_bound = spearman_interval(joint)
     tau, tau_bound = kendall_interval(joint)
@@ -149,22 +243,38 @@ def test_rank_agreement_within_bound_of_scipy(spaces):
     assert 0.05 < exact_rho < 0.95  # two real, different, related models
 
 
+def expected_joint(mats, luts, tiles, k):
+    """Joint counts of the equal-mass bins of the values the joint pass reads (the kernel's products)."""
+    iu = np.triu_indices(len(mats[0]), 1)
+    a, b = (lut[fine_index(kernel_products(X, tiles)[iu])].astype(np.int64) for X, lut in zip(mats, luts))
+    return np.bincount(a * k + b, minlength=k * k).reshape(k, k)
+
+
 @pytest.mark.parametrize("k", [512, 8])
-def test_fused_joint_counts_equal_the_array_handlers(spaces, k):
+def test_fused_joint_counts_equal_the_products(spaces, k):
     """k=8: some 64 cells of ~65,000 counts each, so the kernel's uint8 counts wrap and carry."""
     _, A, B = spaces
     pa, pb = run_all(A, 1500), run_all(B, 1500)
     luts = [equal_mass_lut(p.fine.counts, k) for p in (pa, pb)]
     tiles = plan_tiles(A.shape[0], 1100)
-    fused = pass_two([A, B], luts, tiles, [(0, 1), (1, 0)], k, fused=True)
-    handlers = pass_two([A, B], luts, tiles, [(0, 1), (1, 0)], k, fused=False)
-    n = A.shape[0]
-    for p in fused:
-        assert fused[p].counts.sum() == n * (n - 1) // 2
-        assert np.array_equal(fused[p].counts, handlers[p].counts)
-    assert np.array_equal(fused[(0, 1)].counts, fused[(1, 0)].counts.T)
+    fused = pass_two([A, B], luts, tiles, [(0, 1), (1, 0)], k)
+    ref = expected_joint([A, B], luts, tiles, k)
+    assert np.array_equal(fused[(0, 1)].counts, ref)
+    assert np.array_equal(fused[(1, 0)].counts, ref.T)
     if k == 8:
         assert fused[(0, 1)].counts.max() > 10 * 256
+
+
+def test_array_handlers_joint_counts_equal_their_products(spaces):
+    _, A, B = spaces
+    A, B = A[:1500], B[:1500]
+    k = 64
+    luts = [equal_mass_lut(run_all(X, 500).fine.counts, k) for X in (A, B)]
+    tiles = plan_tiles(len(A), 500)
+    got = pass_two([A, B], luts, tiles, [(0, 1)], k, fused=False)[(0, 1)].counts
+    iu = np.triu_indices(len(A), 1)
+    a, b = (lut[fine_index(engine_matrix(X, tiles, fused=False)[iu])].astype(np.int64) for X, lut in zip((A, B), luts))
+    assert np.array_equal(got, np.bincount(a * k + b, minlength=k * k).reshape(k, k))
 
 
 def test_rank_interval_is_exact_when_bins_separate_everything():
@@ -235,47 +345,124 @@ def test_zero_vectors_are_left_out_and_non_finite_is_an_error():
 def test_kernel_results_do_not_depend_on_threads_or_sub_tiles(spaces, monkeypatch):
     """Odd sub-tile shapes (panels straddling the diagonal and tile edges), one to three
     threads, and int32 counts moved to int64 every few thousand values: each run equals the
-    statistics of the same products computed directly, and the runs equal each other bit for bit."""
-    from embcompare.similarity import fused
-
+    statistics of the same products, and the runs equal each other bit for bit."""
     _, A, _ = spaces
     A = A[:1500]
     n, k = len(A), 10
-    tiles = plan_tiles(n, 700)
-    monkeypatch.setattr(fused, "SUB_ROWS", 37)
-    monkeypatch.setattr(fused, "SUB_COLS", 53)
-    monkeypatch.setattr(fused, "INT32_ROOM", 5000)
+    monkeypatch.setattr(fused_kernel, "SUB_ROWS", 37)
+    monkeypatch.setattr(fused_kernel, "SUB_COLS", 53)
+    monkeypatch.setattr(fused_kernel, "INT32_ROOM", 5000)
+    ref = expected(engine_matrix(A, plan_tiles(n, 700)), k)
+    def on_threads(threads):
+        def map_tasks(tasks):  # TileWorker.run, on ``threads`` kernel threads
+            for i, t in enumerate(tasks):
+                floors = t.args[0]
+                yield i, [pass_one(A, list(t.tiles), bins=2000, k=k, floor=None if floors is None else floors[0],
+                                   threads=threads)]
+        return map_tasks
 
-    def run(threads):
-        diag = pass_one(A, [t for t in tiles if t.diagonal], bins=2000, k=k, threads=threads)
-        off = pass_one(A, [t for t in tiles if not t.diagonal], bins=2000, k=k, floor=diag.topk.threshold(),
-                       threads=threads)
-        part = new_partial(n, 2000, k)
-        part.merge(diag)
-        part.merge(off)
-        return part
-
-    S = kernel_products(A, tiles)
-    v = S[np.triu_indices(n, 1)]
-    assert not np.isnan(v).any()
-    hist, _ = np.histogram(np.clip(v, -1, 1), bins=2000, range=(-1, 1))
-    fine = np.bincount(fine_index(v), minlength=2 ** FINE_BITS)
-    F = np.triu(S, 1)
-    F = F + F.T
-    np.fill_diagonal(F, -np.inf)
-    cols = np.broadcast_to(np.arange(n), F.shape)
-    top = np.lexsort((cols, -F), axis=1)[:, :k]  # value descending, then the smaller index
-    parts = [run(t) for t in (1, 2, 3)]
+    parts = [all_pairs([A], Params(top_k=k, block=700), map_tasks=on_threads(t)).parts[0] for t in (1, 2, 3)]
     for part in parts:
-        assert np.array_equal(part.hist.counts, hist)
-        assert np.array_equal(part.fine.counts, fine)
-        assert np.array_equal(part.topk.idx, top)
-        m = part.moments.result()
-        assert m["n_pairs"] == v.size and m["min"] == v.min() and m["max"] == v.max()
-        assert m["mean"] == pytest.approx(v.mean(dtype=np.float64), abs=1e-12)
-        assert m["var"] == pytest.approx(v.astype(np.float64).var(), abs=1e-12)
+        assert_equals(part, ref)
         assert part.moments.result() == parts[0].moments.result()  # summed in sub-tile order: the same bits
         assert np.array_equal(part.topk.vals, parts[0].topk.vals)
+
+
+def test_top_k_zero_keeps_no_neighbours_and_the_same_counts(spaces):
+    _, A, _ = spaces
+    A = A[:1200]
+    none, ten = run_all(A, 500, k=0), run_all(A, 500, k=10)
+    assert none.topk is None
+    assert np.array_equal(none.hist.counts, ten.hist.counts) and np.array_equal(none.fine.counts, ten.fine.counts)
+    assert none.moments.result() == ten.moments.result()
+
+
+# Injected engine errors: each comparison above must catch them.
+
+@pytest.fixture(scope="module")
+def small(spaces):
+    _, A, B = spaces
+    return A[:1500], B[:1500]
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_exactness_checks_catch_a_tile_binned_twice(small, fused):
+    A, _ = small
+    tiles = plan_tiles(len(A), 400)
+    part = pass_one(A, tiles + [tiles[len(tiles) - 2]], bins=2000, k=10, fused=fused)
+    ref = expected(engine_matrix(A, tiles, fused is None))
+    with pytest.raises(AssertionError, match="histogram: .* counts differ"):
+        assert_equals(part, ref)
+    with pytest.raises(AssertionError, match="histogram: counts differ in"):
+        assert_within_rounding(part, A)
+
+
+@pytest.fixture
+def shifted_edge(monkeypatch):
+    """UniformBins with its middle edge (0.0) moved up a quarter bin: an engine binning error."""
+    real_init = UniformBins.__init__
+
+    def init(self, bins):
+        real_init(self, bins)
+        self._lo32 = self._lo32.copy()
+        self._lo32[bins // 2] += np.float32(0.5 / bins)
+
+    monkeypatch.setattr(UniformBins, "__init__", init)
+    fused_kernel.fine_to_contract.cache_clear()
+    yield
+    monkeypatch.undo()
+    fused_kernel.fine_to_contract.cache_clear()
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_exactness_checks_catch_a_shifted_edge(small, shifted_edge, fused):
+    A, _ = small
+    part = pass_one(A, plan_tiles(len(A), 400), bins=2000, k=10, fused=fused)
+    with pytest.raises(AssertionError, match="histogram: .* counts differ"):
+        assert_equals(part, expected(engine_matrix(A, plan_tiles(len(A), 400), fused is None)))
+    with pytest.raises(AssertionError, match="histogram: counts differ in"):
+        assert_within_rounding(part, A)
+
+
+def test_joint_check_catches_a_tile_counted_twice_and_a_shifted_bin(small):
+    A, B = small
+    k = 64
+    luts = [equal_mass_lut(run_all(X, 400).fine.counts, k) for X in (A, B)]
+    tiles = plan_tiles(len(A), 400)
+    ref = expected_joint([A, B], luts, tiles, k)
+    twice = pass_two([A, B], luts, tiles + [tiles[-1]], [(0, 1)], k)[(0, 1)].counts
+    bad = luts[0].copy()
+    edge = int(np.flatnonzero(np.diff(bad))[k // 2])
+    bad[edge - 50: edge + 1] += 1  # one bin boundary of the first model moved down 50 fine bins
+    shifted = pass_two([A, B], [bad, luts[1]], tiles, [(0, 1)], k)[(0, 1)].counts
+    assert np.array_equal(pass_two([A, B], luts, tiles, [(0, 1)], k)[(0, 1)].counts, ref)
+    assert not np.array_equal(twice, ref) and not np.array_equal(shifted, ref)
+
+
+def test_a_tile_merged_twice_is_refused_and_caught_before_writing(small):
+    A, B = small
+    params = Params(top_k=10, rank_bins=64, block=400)
+    result = all_pairs([A, B], params, names=["glove", "minilm"])
+    check_invariants(result)  # the real result passes
+    t = result.tiles[-1]
+    result.parts[1].merge(pass_one(B, [t], bins=2000, k=10))  # an engine that merged one tile twice
+    with pytest.raises(InvariantError, match=rf"minilm: the histogram counts \d+ pairs, not N\(N-1\)/2 = "
+                                             rf"{len(A) * (len(A) - 1) // 2} \(\+{t.n_pairs}\)"):
+        check_invariants(result)
+    result.joints[(0, 1)].counts[3, 3] -= 1
+    with pytest.raises(InvariantError, match=r"glove vs minilm: joint counts .* \(-1\)"):
+        check_invariants(result)
+
+    def twice(tasks):
+        worker = TileWorker([A, B])
+        for i, task in enumerate(tasks):
+            r = worker.run(task)
+            yield i, r
+            if task.phase == "off":
+                yield i, r  # a result delivered twice (a retried task reported by both attempts)
+
+    with pytest.raises(DuplicateUnit, match=r"tile pass1::\d+-\d+x\d+-\d+ offered for merging a second time"):
+        all_pairs([A, B], params, map_tasks=twice)
 
 
 @pytest.mark.parametrize("bins", [2000, 1000, 37, 3000, 30000])
