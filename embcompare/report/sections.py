@@ -54,10 +54,12 @@ def models_section(inputs: ReportInputs) -> Section:
     rows = []
     for m, man in inputs.manifests.items():
         counts = man.get("counts", {})
-        rows.append({"model": m, "dim": man.get("dim"), "embedded": counts.get("embedded"),
-                     "missing": counts.get("missing"), "pooling": man.get("pooling") or "",
-                     "layer": "" if man.get("layer") is None else str(man.get("layer")),
-                     "dtype": man.get("dtype") or ""})
+        ident = man.get("identity") if isinstance(man.get("identity"), dict) else man
+        rows.append({"model": m, "backend": ident.get("backend") or "", "dim": man.get("dim"),
+                     "embedded": counts.get("embedded"), "missing": counts.get("missing"),
+                     "pooling": ident.get("pooling") or "",
+                     "layer": "" if ident.get("layer") is None else str(ident.get("layer")),
+                     "dtype": ident.get("dtype") or ""})
     s.items.append(Item("models", f"The {len(rows)} models' embeddings stores (manifest.json): dimension, "
                                   "words embedded and words the model lacks.",
                         table=html_table(pd.DataFrame(rows))))
