@@ -194,7 +194,7 @@ def analogy_heatmap(rows: pd.DataFrame) -> Figure:
     acc = acc.reindex(index=labels, columns=methods)
     answered = rows.pivot_table(index="label", columns="method", values="n_answered", aggfunc="first")
     answered = answered.reindex(index=labels, columns=methods)
-    A = acc.to_numpy(float)
+    A = acc.to_numpy(dtype=float, copy=True)
     A[answered.to_numpy(float) == 0] = np.nan
     fig = Figure(figsize=(2.5 + 1.1 * len(methods), 1.2 + 0.24 * len(labels)), layout="constrained")
     ax = fig.subplots()
