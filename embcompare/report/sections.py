@@ -70,6 +70,9 @@ def similarity_section(inputs: ReportInputs) -> Section:
     s = Section("All-pairs similarity")
     if not inputs.histograms:
         return _skip(s, inputs, "similarity", "similarity histograms")
+    lacking = [m for m in inputs.manifests if m not in inputs.histograms]
+    if lacking:
+        s.notes.append(f"No similarity outputs for {', '.join(lacking)}: left out of this section.")
     sums = inputs.summaries
     counts = {m: int(h["count"].sum()) for m, h in inputs.histograms.items()}
     per = "; ".join(f"{m}: {_n(c)} pairs" + (f" of {_n(sums[m]['n_words'])} words" if "n_words" in sums.get(m, {})
