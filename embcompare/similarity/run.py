@@ -90,7 +90,8 @@ class TileWorker:
     settings alone, as inline use in a test or benchmark wants).
     """
 
-    def __init__(self, mats: Sequence[np.ndarray], backend: str = "numpy", threads: int | None = None):
+    def __init__(self, mats: Sequence[np.ndarray], backend: str = "numpy", threads: int | None = None,
+                 fused: bool | None = None):
         from ..backend import array_namespace
 
         if threads:
@@ -101,6 +102,7 @@ class TileWorker:
             numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
         self.xp: ModuleType = array_namespace(backend)
         self.mats = [self.xp.asarray(m) for m in mats]
+        self.fused = fused  # None: the CPU kernel on NumPy; False: the array handlers (what CuPy runs)
 
     def run(self, task: Task):
         from .faults import maybe_die
@@ -109,9 +111,11 @@ class TileWorker:
         tiles = list(task.tiles)
         if task.phase == "joint":
             luts, pairs, k = task.args
-            return pass_two(self.mats, [self.xp.asarray(lut) for lut in luts], tiles, pairs, k, xp=self.xp)
+            return pass_two(self.mats, [self.xp.asarray(lut) for lut in luts], tiles, pairs, k, xp=self.xp,
+                            fused=self.fused)
         floors, bins, k = task.args
-        return [pass_one(X, tiles, bins=bins, k=k, floor=None if floors is None else floors[m], xp=self.xp)
+        return [pass_one(X, tiles, bins=bins, k=k, floor=None if floors is None else floors[m], xp=self.xp,
+                         fused=self.fused)
                 for m, X in enumerate(self.mats)]
 
 
