@@ -3,7 +3,7 @@ in context, AICV / ACD / SMV per model and task, and the paired comparison of th
 
     python jobs/contextual.py 'models=[glove_6b_50d,sbert_minilm,smollm2_135m]'
     python jobs/contextual.py 'models=[sbert_minilm]' contextual.anchors=30 'contextual.layer=[-1,6,input_table]'
-    python jobs/contextual.py contextual.generator=llm contextual.llm.model_path=/models/llm ...
+    python jobs/contextual.py contextual.generator=llm contextual.llm.backend=api contextual.llm.model=gpt-4o-mini
 
 The sentences are generated once and stored in <out_dir>/contextual/tasks.jsonl (reused on a
 rerun whose generator settings match the key in tasks.json). Then one Ray actor per model (one
@@ -84,7 +84,9 @@ def generator_settings(c: ContextualSection) -> dict[str, Any]:
     s = {"generator": c.generator, "anchors": c.anchors, "seed": c.seed, "max_variants": c.max_variants,
          "wordnet_dir": c.wordnet_dir, "tasks": list(c.tasks)}
     if c.generator == "llm":
-        s["llm"] = c.llm.model_dump(exclude={"concurrency", "max_retries", "cache_dir", "api_key_env"})
+        # what changes the replies; not how they are fetched (concurrency, retries, cache)
+        s["llm"] = c.llm.model_dump(include={"backend", "model", "base_url", "path", "gguf_file", "temperature",
+                                             "max_tokens", "n_variants"})
     return s
 
 
@@ -124,14 +126,14 @@ def load_or_generate_tasks(out_dir: str, c: ContextualSection) -> tuple[list, st
 
 
 def _generate_llm(c: ContextualSection) -> tuple[list, dict]:
-    import inspect
+    from embcompare.contextual.llm import generate_llm, make_client
+    from embcompare.contextual.rules import generate_rules
 
-    from embcompare.contextual.llm import generate_llm
-
-    params = inspect.signature(generate_llm).parameters
-    kwargs = {"n_anchors": c.anchors, "seed": c.seed, "wordnet_dir": c.wordnet_dir,
-              "max_variants": c.max_variants, "tasks": tuple(c.tasks), **c.llm.model_dump()}
-    return generate_llm(**{k: v for k, v in kwargs.items() if k in params and v is not None})
+    # The LLM rewrites generator A's originals: both generators share anchors and sentences.
+    originals, _ = generate_rules(n_anchors=c.anchors, seed=c.seed, wordnet_dir=c.wordnet_dir,
+                                  max_variants=c.max_variants, tasks=tuple(c.tasks))
+    return generate_llm(originals, make_client(c.llm), tuple(c.tasks), n_variants=c.llm.n_variants,
+                        batch_size=c.llm.batch_size)
 
 
 # -- parts ------------------------------------------------------------------------------------

@@ -8,23 +8,10 @@ from typing import Any, Literal, Optional, Union
 from pydantic import Field, field_validator, model_validator
 
 from embcompare.config import RayConfig, Section, WorkersConfig
+from embcompare.contextual.llm import LLMConfig
 from embcompare.contextual.tasks import TASKS
 
 LayerSpec = Union[int, Literal["input_table"]]
-
-
-class LLMSection(Section):
-    """Generator B's settings (embcompare.contextual.llm.generate_llm)."""
-
-    model_path: Optional[str] = None   # a local transformers model folder, or
-    gguf_file: Optional[str] = None    # a GGUF file inside model_path
-    base_url: Optional[str] = None     # an OpenAI-compatible endpoint (chat completions)
-    model: Optional[str] = None        # the endpoint's model name
-    api_key_env: str = "OPENAI_API_KEY"
-    batch_size: int = Field(8, ge=1)
-    concurrency: int = Field(4, ge=1)
-    max_retries: int = Field(4, ge=0)
-    cache_dir: Optional[str] = None
 
 
 class ContextualSection(Section):
@@ -37,7 +24,9 @@ class ContextualSection(Section):
     layer: list[LayerSpec] = [-1, "input_table"]
     compare_layer: LayerSpec = -1
     batch_size: int = Field(64, ge=1)
-    llm: LLMSection = LLMSection()
+    # generator B: which model writes the variants (embcompare.contextual.llm); by default the
+    # packaged SmolLM2 GGUF, so that generator=llm runs offline (its output is poor)
+    llm: LLMConfig = LLMConfig(backend="transformers", model="smollm2_135m")
 
     @field_validator("layer", mode="before")
     @classmethod
