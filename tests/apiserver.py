@@ -13,16 +13,17 @@ import numpy as np
 DIM = 8
 
 
-def vector_of(word: str, dim: int = DIM) -> list[float]:
-    rng = np.random.default_rng(zlib.crc32(word.encode()))
+def vector_of(word: str, dim: int = DIM, salt: str = "") -> list[float]:
+    """The vector a server gives ``word``; another ``salt`` is another server's model."""
+    rng = np.random.default_rng(zlib.crc32((salt + word).encode()))
     return rng.standard_normal(dim).astype(np.float32).tolist()
 
 
 class FaultServer:
     """``faults``: actions consumed one per request: ok, 429, 500, hang, malformed, baddim, 401."""
 
-    def __init__(self, key: str, faults: list[str] | None = None, retry_after: str = "0.2"):
-        self.key, self.faults, self.retry_after = key, list(faults or []), retry_after
+    def __init__(self, key: str, faults: list[str] | None = None, retry_after: str = "0.2", salt: str = ""):
+        self.key, self.faults, self.retry_after, self.salt = key, list(faults or []), retry_after, salt
         self.log: list[tuple[float, str, int]] = []  # (time, action, batch size)
         self.lock = threading.Lock()
         server = self
@@ -62,7 +63,7 @@ class FaultServer:
                 if action == "malformed":
                     return self._send(200, b'{"data": [ {"embedding": ')
                 dim = 3 if action == "baddim" else body.get("dimensions", DIM)
-                vecs = [vector_of(w, dim) for w in words]
+                vecs = [vector_of(w, dim, server.salt) for w in words]
                 if google:
                     out = {"embeddings": [{"values": v} for v in vecs]}
                 else:

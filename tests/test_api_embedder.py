@@ -39,6 +39,23 @@ def test_vectors_come_back_in_order_and_are_cached(tmp_path, key_env):
     assert KEY not in str(emb.identity())
 
 
+def test_two_endpoints_serving_one_model_name_never_share_cached_vectors(tmp_path, key_env):
+    from embcompare.extract import work_key
+
+    with FaultServer(KEY, salt="server A") as a, FaultServer(KEY, salt="server B") as b:
+        emb_a = build_embedder(cfg(a, tmp_path, key_env))
+        out_a = emb_a.embed(WORDS)
+        emb_b = build_embedder(cfg(b, tmp_path, key_env))  # same cache_dir, provider, model name
+        out_b = emb_b.embed(WORDS)
+        assert len(b.log) == 3  # B was asked for every word: nothing came from A's cache
+    np.testing.assert_array_equal(out_a.vectors, np.array([vector_of(w, salt="server A") for w in WORDS], np.float32))
+    np.testing.assert_array_equal(out_b.vectors, np.array([vector_of(w, salt="server B") for w in WORDS], np.float32))
+    assert emb_a.cache.path != emb_b.cache.path
+    # The endpoint is in the identity, so the work key changes with it.
+    assert emb_a.identity()["base_url"] == a.url
+    assert work_key(emb_a.identity(), "v", 10) != work_key(emb_b.identity(), "v", 10)
+
+
 def test_google_endpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("GOOGLE_API_KEY", KEY)
     with FaultServer(KEY) as srv:

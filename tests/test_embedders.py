@@ -45,6 +45,16 @@ def test_minilm_equals_sentence_transformers_encode(minilm_cfg):
     assert emb.identity()["pooling"] == "mean"
 
 
+def test_minilm_embeds_non_ascii_words_and_reports_words_it_cannot_represent(minilm_cfg):
+    emb = build_embedder(minilm_cfg)
+    long_word = "pneumono" * 200  # WordPiece makes one [UNK] of a word over 100 characters
+    out = emb.embed(["café", long_word, "東京", "dog"])
+    assert out.words == ["café", "東京", "dog"] and out.missing == [long_word]
+    assert out.vectors.shape == (3, 384) and np.isfinite(out.vectors).all()
+    # Alone or beside a long word, a word's vector is the same.
+    np.testing.assert_allclose(out.vectors[0], emb.embed(["café"]).vectors[0], atol=1e-6)
+
+
 def test_keyed_vectors_files_round_trip(tmp_path: Path):
     from gensim.models import KeyedVectors
 

@@ -71,7 +71,7 @@ def test_job_writes_the_store_of_the_contract(two_models, glove_cfg):
     assert "athens" in got and "bow wow" in direct.missing  # GloVe has no multi-word entries
     assert json.loads((out / "embeddings" / "sbert_minilm" / "manifest.json").read_text())["counts"]["missing"] == 0
     # CPU-only embedded Ray (one node, 2 CPUs): one worker per node, holding the node's CPUs.
-    assert "(1 workers x 2 CPU, 0 GPU)" in proc.stderr
+    assert "(1 workers x 2 CPU, 0 GPU)" in proc.stdout + proc.stderr
 
 
 def test_killed_job_resumes_on_another_worker_count_to_identical_files(tmp_path):
@@ -95,7 +95,7 @@ def test_killed_job_resumes_on_another_worker_count_to_identical_files(tmp_path)
     (model_dir / f"{store.TMP_PREFIX}999-part-000001900-000002000.parquet").write_bytes(b"half a file")
 
     rerun = run_job("extract.py", *args, "workers.num=1", f"out_dir={out}")
-    assert f"{N // 100 - done_before} of {N // 100} shards to embed (1 workers" in rerun.stderr
+    assert f"{N // 100 - done_before} of {N // 100} shards to embed (1 workers" in rerun.stdout + rerun.stderr
     fresh = tmp_path / "fresh"
     run_job("extract.py", *args, f"out_dir={fresh}")
     assert _shards(model_dir) == _shards(fresh / "embeddings" / "sbert_minilm")
@@ -128,7 +128,7 @@ def test_odd_words_stale_shards_and_shards_of_another_dimension(tmp_path):
     proc = run_job("extract.py", "vocab.max_words=500", *args)
     man = store.read_manifest(model_dir)
     n_shards = len(man["shards"])
-    assert f"{n_shards} of {n_shards} shards to embed" in proc.stderr
+    assert f"{n_shards} of {n_shards} shards to embed" in proc.stdout + proc.stderr
     assert man["vocab"]["n_wordnet"] == 500
     words, _ = store.read_embeddings(model_dir)
     assert len(words) + man["counts"]["missing"] == man["counts"]["words"]
@@ -155,7 +155,7 @@ def test_a_worker_that_dies_once_is_replaced_and_the_result_is_the_same(tmp_path
     env = {**os.environ, FAULT: f"marker={marker},times=1,start=700"}
     proc = run_job("extract.py", "model=glove_6b_50d", *TWO_MODELS, f"out_dir={out}", env=env)
     assert marker.read_text().count("\n") == 1  # it did die, once, on rows 700-1399
-    assert "model glove_6b_50d, rows 700-1399 (part-000000700-000001400.parquet): the worker died" in proc.stderr
+    assert "model glove_6b_50d, rows 700-1399 (part-000000700-000001400.parquet): the worker died" in proc.stdout + proc.stderr
     # Two runs of one config, one with a dead worker: byte-identical shards, same manifest.
     ref = two_models[0] / "embeddings" / "glove_6b_50d"
     assert _shards(out / "embeddings" / "glove_6b_50d") == _shards(ref)
@@ -229,8 +229,8 @@ def test_bad_input_is_refused_before_any_work(tmp_path, conf_dir, glove_cfg):
     def fails(*args):
         proc = run_job("extract.py", *args, check=False)
         assert proc.returncode != 0
-        assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-        assert "Ray:" not in proc.stderr  # stopped before Ray started
+        assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
+        assert "Ray:" not in proc.stdout + proc.stderr  # stopped before Ray started
         return proc.stderr
 
     out = tmp_path / "o"
@@ -275,3 +275,72 @@ def test_a_corrupt_vectors_file_fails_naming_it(tmp_path, glove_cfg):
     assert re.search(rf"model glove_6b_50d: could not be loaded: \S*VectorsFileError: {re.escape(str(corrupt))}",
                      bad.stderr)
     assert not list((tmp_path / "o" / "embeddings" / "glove_6b_50d").glob("part-*"))
+
+
+def test_workers_one_per_gpu_across_nodes_or_one_per_cpu_node():
+    sys.path.insert(0, str(ROOT / "jobs"))
+    from common import plan_workers
+
+    cpu_head = {"CPU": 8}
+    gpu_node = {"CPU": 16, "GPU": 4}
+    # GPUs: one worker per GPU over every node, each with its node's CPUs shared by its workers.
+    assert plan_workers([cpu_head, gpu_node, {"CPU": 8, "GPU": 2}]) == (6, 4.0, 1.0)
+    assert plan_workers([cpu_head, gpu_node], gpus=2) == (2, 8.0, 2.0)
+    # CPU only: one worker per node, each as large as the smallest node, so each fits one node.
+    assert plan_workers([{"CPU": 8}, {"CPU": 4}, {"CPU": 4}]) == (3, 4.0, 0.0)
+    assert plan_workers([{"CPU": 2}]) == (1, 2.0, 0.0)
+    assert plan_workers([{"CPU": 0}, {"CPU": 4}]) == (1, 4.0, 0.0)  # a head kept free of work
+    # Asked for: n workers share the CPUs, none larger than a node.
+    assert plan_workers([{"CPU": 2}], num=2) == (2, 1.0, 0.0)
+    assert plan_workers([{"CPU": 4}, {"CPU": 4}], num=1) == (1, 4.0, 0.0)
+    assert plan_workers([{"CPU": 4}], num=1, cpus=3) == (1, 3.0, 0.0)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_submitted_job_joins_the_cluster_in_ray_address_with_one_worker_per_node(tmp_path):
+    """A two-node CPU-only cluster (two raylets on this machine), as `ray job submit` leaves it
+    to its driver: RAY_ADDRESS set, ray.address null. The job joins it (ray.num_cpus, which Ray
+    would refuse there, is left out) and runs one worker per node."""
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    common = ["--block", "--num-cpus=1", "--disable-usage-stats"]
+    procs = [subprocess.Popen([ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false",
+                               f"--temp-dir={tmp_path / 'ray'}", *common], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        address = f"127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while subprocess.run([ray_bin, "status", f"--address={address}"], env=env, capture_output=True).returncode:
+            assert time.time() < deadline, "the head did not start"
+            time.sleep(1)
+        procs.append(subprocess.Popen([ray_bin, "start", f"--address={address}", *common], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        while "2 node" not in _nodes(ray_bin, address, env):
+            assert time.time() < deadline, "the second node did not join"
+            time.sleep(1)
+        out = tmp_path / "o"
+        proc = run_job("extract.py", "model=glove_6b_50d", "vocab.max_words=300", "extract.evaluation_words=false",
+                       "extract.shard_size=100", "ray.num_cpus=2", f"out_dir={out}",
+                       env={**env, "RAY_ADDRESS": address})
+        assert f"Ray: joined {address}, 2 node(s), 2 CPUs" in proc.stdout + proc.stderr
+        assert "(2 workers x 1 CPU, 0 GPU)" in proc.stdout + proc.stderr
+        assert store.read_manifest(out / "embeddings" / "glove_6b_50d")["counts"]["words"] == 300
+    finally:
+        for p in reversed(procs):  # our own raylets only, by their process group
+            os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)
+
+
+def _nodes(ray_bin: str, address: str, env: dict) -> str:
+    out = subprocess.run([ray_bin, "status", f"--address={address}"], env=env, capture_output=True, text=True).stdout
+    alive = out.split("Active:", 1)[-1].split("Pending:", 1)[0]
+    return f"{alive.count('node_')} node"

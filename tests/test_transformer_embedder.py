@@ -35,12 +35,12 @@ def wordpiece_tokenizer(minilm_cfg):
     return AutoTokenizer.from_pretrained(str(resolve_path(minilm_cfg, "path")))
 
 
-def save_tiny(tmp_path, kind, tokenizer):
+def save_tiny(tmp_path, kind, tokenizer, **extra):
     from transformers import BertConfig, BertModel, LlamaConfig, LlamaModel, MistralConfig, MistralModel
 
     torch.manual_seed(0)
     small = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                 vocab_size=len(tokenizer))
+                 vocab_size=len(tokenizer), **extra)
     if kind == "llama":
         model = LlamaModel(LlamaConfig(**small, num_key_value_heads=2))
     elif kind == "mistral":
@@ -111,6 +111,67 @@ def test_bad_options_are_clear_errors(tmp_path, bpe_tokenizer):
     with pytest.raises(ModelConfigError, match=r"'model.t.layer' = 3: out of range; this model has hidden states 0..2"):
         build_embedder({**base, "layer": 3})
     assert build_embedder({**base, "layer": -3}).dim == 32  # -3 is hidden state 0
+
+
+def test_non_ascii_and_too_long_words_are_embedded_or_reported(tmp_path, bpe_tokenizer):
+    folder, model = save_tiny(tmp_path, "llama", bpe_tokenizer, max_position_embeddings=32)
+    emb = build_embedder({"name": "t", "backend": "transformers", "path": str(folder), "batch_size": 4})
+    long_word = "photosynthesis" * 20  # far more than 32 tokens
+    words = ["dog", "café", "東京", long_word, "naïve"]
+    out = emb.embed(words)
+    assert out.missing == [long_word]  # never a truncated text's vector, never a crash
+    assert out.words == ["dog", "café", "東京", "naïve"] and np.isfinite(out.vectors).all()
+    # Byte-level BPE splits an unseen script into byte tokens: each is the word's own.
+    ref, n_ref = hand_vector(model, bpe_tokenizer, "東京")
+    assert out.n_tokens[2] == n_ref > 1
+    np.testing.assert_allclose(out.vectors[2], ref, rtol=1e-4, atol=1e-5)
+    assert len(bpe_tokenizer(long_word)["input_ids"]) > 32
+
+
+def _fake_hub(root, repo, snapshots, refs):
+    """A Hugging Face cache holding ``repo`` at the given commits (commit -> saved folder) and
+    refs (branch or tag -> commit), laid out as huggingface_hub writes it."""
+    import shutil
+
+    base = root / f"models--{repo.replace('/', '--')}"
+    for commit, folder in snapshots.items():
+        shutil.copytree(folder, base / "snapshots" / commit)
+    (base / "refs").mkdir(parents=True, exist_ok=True)
+    for ref, commit in refs.items():
+        (base / "refs" / ref).write_text(commit)
+
+
+def test_hub_models_record_the_commit_their_revision_resolved_to(tmp_path, monkeypatch, bpe_tokenizer):
+    import huggingface_hub.constants
+
+    from embcompare.extract import work_key
+
+    old, _ = save_tiny(tmp_path / "old", "llama", bpe_tokenizer)
+    new, model = save_tiny(tmp_path / "new", "llama", bpe_tokenizer)
+    with torch.no_grad():  # upstream retrained it
+        model.embed_tokens.weight.mul_(3)
+    model.save_pretrained(new)
+    c_old, c_new = "1" * 40, "2" * 40
+    hub = tmp_path / "hub"
+    _fake_hub(hub, "org/tiny", {c_old: old, c_new: new}, {"main": c_old, "v2": c_new})
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
+    cfg = {"name": "tiny", "backend": "transformers", "model_id": "org/tiny"}
+
+    main = build_embedder(cfg)
+    assert main.identity()["commit"] == c_old and main.identity()["file_sha256"] is None
+    tagged = build_embedder({**cfg, "revision": "v2"})
+    pinned = build_embedder({**cfg, "revision": c_new})
+    assert tagged.identity()["commit"] == pinned.identity()["commit"] == c_new
+    np.testing.assert_array_equal(tagged.embed(WORDS).vectors, pinned.embed(WORDS).vectors)
+    assert not np.allclose(main.embed(WORDS).vectors, tagged.embed(WORDS).vectors)
+    # Upstream moves main to the new commit: same config, new identity, new work key.
+    (hub / "models--org--tiny" / "refs" / "main").write_text(c_new)
+    moved = build_embedder(cfg)
+    assert moved.identity()["commit"] == c_new
+    assert work_key(moved.identity(), "v", 10) != work_key(main.identity(), "v", 10)
+    # A local folder is named by its weights' sha256 instead.
+    local = build_embedder({"name": "tiny", "backend": "transformers", "path": str(old)})
+    assert local.identity()["commit"] is None and len(local.identity()["file_sha256"]) == 64
 
 
 @pytest.fixture(scope="module")

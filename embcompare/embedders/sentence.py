@@ -88,9 +88,14 @@ class SentenceTransformerEmbedder:
     def embed(self, words: Sequence[str]) -> Embedded:
         words = list(words)
         tok = self.model.tokenizer
-        counts = [len(t) for t in tok(words, add_special_tokens=False)["input_ids"]] if words else []
+        ids = tok(words, add_special_tokens=False)["input_ids"] if words else []
+        counts = [len(t) for t in ids]
         room = self.max_tokens - tok.num_special_tokens_to_add(pair=False) if self.max_tokens else None
-        fits = [room is None or n <= room for n in counts]
+        # A word made only of unknown tokens (WordPiece gives one [UNK] for a word over 100
+        # characters) has no representation of its own: missing, like a word the model cuts.
+        unk = tok.unk_token_id
+        fits = [(room is None or n <= room) and not (unk is not None and all(i == unk for i in t))
+                for n, t in zip(counts, ids)]
         kept = [w for w, f in zip(words, fits) if f]
         vectors = self.model.encode(kept, batch_size=self.batch_size, convert_to_numpy=True,
                                     show_progress_bar=False) if kept else np.zeros((0, self.dim), np.float32)

@@ -203,10 +203,14 @@ class TransformerEmbedder:
                                  return_special_tokens_mask=True, return_tensors="np")
             spans = np.array([rendered[i][1:] for i in idx])
             mask = span_mask(enc["offset_mapping"], enc["special_tokens_mask"], enc["attention_mask"], spans)
+            if self.tokenizer.unk_token_id is not None:  # only unknown tokens: no representation of its own
+                mask[(mask & (enc["input_ids"] != self.tokenizer.unk_token_id)).sum(axis=1) == 0] = False
             hidden = self._hidden(enc)
             vecs[idx] = pool(hidden, mask, self.pooling)
             n_tok[idx] = mask.sum(axis=1)
-        found = n_tok > 0  # no token of its own (too long, or an empty span): missing, no made-up vector
+        # No token of its own (too long for the model, only unknown tokens, an empty span):
+        # missing, never a made-up vector.
+        found = n_tok > 0
         out = Embedded([w for w, f in zip(words, found) if f], vecs[found], n_tok[found],
                        [w for w, f in zip(words, found) if not f])
         out.check_finite(self.name)
