@@ -82,6 +82,7 @@ PASSIVE = [
     ("he has just made his first sale", "his first sale has just been made by him", "perfect"),
     ("we did not understand his motivation", "his motivation was not understood by us", "do-support"),
     ("They are building a new bridge", "A new bridge is being built by them", "progressive"),
+    ("she didn't realize the upset she caused me", "the upset she caused me was not realized by her", "do-support"),
 ]
 
 

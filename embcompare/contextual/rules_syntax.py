@@ -334,13 +334,15 @@ def passive(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]:
     if any(t.i > root.i and t.i not in set(obj_sub) | prt_set and t.i < obj_sub[0] for t in body):
         raise Skip("words between verb and object")
     pieces: list[Piece] = [(t.i, text_of(t, subs)) for t in pre]
-    pieces += [(i, _recase(doc[i], SUBJECT_CASE, subs)) for i in obj_sub]
+    # only the heads change case: 'me' inside 'the upset she caused me' stays 'me'
+    pieces += [(i, _recase(doc[i], SUBJECT_CASE, subs) if i == obj.i else text_of(doc[i], subs)) for i in obj_sub]
     # Adverbs between subject and verb go after the first auxiliary: 'has just been made'.
     pieces += chain[:1] + [(t.i, text_of(t, subs)) for t in mid] + chain[1:]
     pieces.append((root.i, text_of(root, subs, "VBN")))
     pieces += [(c.i, text_of(c, subs)) for c in prt]
     pieces.append((None, "by"))
-    pieces += [(i, _recase(doc[i], OBJECT_CASE, subs)) for i in sorted(subj_sub)]
+    pieces += [(i, _recase(doc[i], OBJECT_CASE, subs) if i == cl.subj.i else text_of(doc[i], subs))
+               for i in sorted(subj_sub)]
     pieces += [(t.i, text_of(t, subs)) for t in post] + [(t.i, t.text) for t in end]
     return fix_articles(fix_sentence_case(doc, pieces)), f"active_passive/{kind}"
 
