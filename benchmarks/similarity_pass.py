@@ -46,21 +46,10 @@ def vectors(store_dir: str, n: int, dim: int) -> np.ndarray:
 
 
 def whole_pass(X: np.ndarray, block: int, k: int = 10, bins: int = 2000):
-    from embcompare.similarity.engine import new_partial, pass_one
-    from embcompare.similarity.tiles import plan_tiles
+    """The stage's pass one, as the job runs it (embcompare.similarity.run.all_pairs), inline."""
+    from embcompare.similarity.run import Params, all_pairs
 
-    tiles = plan_tiles(X.shape[0], block)
-    diag = pass_one(X, [t for t in tiles if t.diagonal], bins=bins, k=k)
-    off = pass_one(X, [t for t in tiles if not t.diagonal], bins=bins, k=k, floor=diag.topk.threshold())
-    t0 = time.perf_counter()
-    part = new_partial(X.shape[0], bins, k)
-    part.merge(diag)
-    part.merge(off)
-    MERGE_SECONDS.append(time.perf_counter() - t0)
-    return part
-
-
-MERGE_SECONDS: list[float] = []  # what each whole_pass spent merging its two partials
+    return all_pairs([X], Params(bins=bins, top_k=k, block=block)).parts[0]
 
 
 def groups(X: np.ndarray, n: int) -> tuple[int, float, float]:
@@ -152,7 +141,6 @@ def cmd_time(a) -> None:
           f"min {min(subs):5.2f} s, median {med(subs):5.2f} s")
     print(f"  whole pass (histogram+fine+moments+top-k): min {min(full):5.2f} s, median {med(full):5.2f} s"
           f"  = {min(full) / min(bare):.2f}x bare (min/min), {med(full) / med(bare):.2f}x (median/median)")
-    print(f"  of which merging the diagonal and other tiles' partials: min {min(MERGE_SECONDS[-a.repeat:]) * 1e3:.0f} ms")
     full = min(full)
     bare = min(bare)
     n_groups, build, g = groups(X, a.words)
@@ -240,7 +228,8 @@ def cmd_joint(a) -> None:
     from itertools import combinations
 
     from embcompare.similarity.binning import equal_mass_lut
-    from embcompare.similarity.engine import pass_one, pass_two
+    from embcompare.similarity.engine import pass_two
+    from embcompare.similarity.run import Params, all_pairs
     from embcompare.similarity.tiles import normalize, plan_tiles
     from embcompare.store import read_aligned
 
@@ -257,9 +246,10 @@ def cmd_joint(a) -> None:
         what = ", ".join(a.models)
     mats = [normalize(m, words[:n])[0] for m in mats]
     tiles = plan_tiles(n, a.block)
-    luts = [equal_mass_lut(pass_one(m, tiles, bins=2000, k=10).fine.counts, 2048) for m in mats]
+    # The whole stage once (it loads the compiled kernels); then its joint pass alone, timed.
+    parts = all_pairs(mats, Params(bins=2000, top_k=10, rank_bins=2048, block=a.block)).parts
+    luts = [equal_mass_lut(p.fine.counts, 2048) for p in parts]
     pairs = list(combinations(range(len(mats)), 2))
-    pass_two(mats, luts, tiles[:1], pairs, 2048)  # loads the compiled kernel
     times = []
     for _ in range(a.repeat):
         t0 = time.perf_counter()
