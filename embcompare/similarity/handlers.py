@@ -81,7 +81,8 @@ class TopK:
 
     ``floor`` (n,) is a lower bound of each word's k-th best similarity (from the diagonal
     tiles); values below it are dropped at once, so an off-diagonal tile yields only a few
-    candidates. Ties break towards the smaller word index, so the result is deterministic.
+    candidates. Ties break towards the smaller word index, so the result is deterministic
+    (docs/definitions.md, Cosine and all pairs).
     """
 
     def __init__(self, n: int, k: int, floor: np.ndarray | None = None):

@@ -4,7 +4,8 @@ Each model's similarities are cut into k equal-mass bins (from its fine marginal
 the joint counts of the two bin indices over all pairs fix the ranks up to the order inside
 a bin. Both coefficients are then known to lie in an interval: we report its midpoint and
 half-width (the error bound). The exact values of any ordering consistent with the bins,
-the true one included, lie inside it.
+the true one included, lie inside it. Definitions: docs/definitions.md, Rank agreement
+(Spearman, Kendall).
 """
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def normalize(X: np.ndarray, words: Sequence[str]) -> tuple[np.ndarray, np.ndarr
     """(unit float32 rows of the non-zero vectors, boolean mask of the zero vectors).
 
     A zero vector is not a word embedding: it is left out, never turned into NaN. A
-    non-finite value is an error naming the word.
+    non-finite value is an error naming the word (docs/definitions.md, Cosine and all pairs).
     """
     X = np.asarray(X, dtype=np.float32)
     finite = np.isfinite(X).all(axis=1)
