@@ -1,12 +1,13 @@
-"""The all-pairs pass: feed every tile of the unordered pairs to the result handlers.
+"""The all-pairs passes over a list of tiles: feed every tile of the unordered pairs to the
+result handlers.
 
-Pure functions over arrays (NumPy or CuPy: ``xp``); the caller decides which tiles a worker
-runs and merges the partial results. Three stages:
+Pure functions over arrays (NumPy or CuPy: ``xp``). The stage's sequence (diagonal tiles, their
+top-k floors, the other tiles, equal-mass bins, the joint pass), the checkpoint and who runs
+which tiles live in one place: ``run.all_pairs``.
 
-1. ``pass_one`` on the diagonal tiles: histograms, moments, and each word's top-k within its
-   own block, whose k-th value is a floor for the rest (``TopK``).
-2. ``pass_one`` on the other tiles, with those floors.
-3. ``pass_two`` (two or more models): the joint counts of equal-mass bins, per model pair.
+- ``pass_one``: histograms, moments and top-k of one model; ``floor`` (from the diagonal tiles)
+  drops most top-k candidates of the other tiles at once.
+- ``pass_two`` (two or more models): the joint counts of equal-mass bins, per model pair.
 """
 from __future__ import annotations
 
