@@ -124,3 +124,30 @@ def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
     run = json.loads((ctx / "run.json").read_text())
     assert run["models"]["sbert_minilm"]["sentences"] > 0 and run["models"]["sbert_minilm"]["parts_run"] == 0
     assert "sentences/s" in first.stdout
+
+
+def test_llm_generator_writes_tasks_once_and_reuses_them(tmp_path, monkeypatch):
+    """Generator B through the job's tasks step: an OpenAI-compatible chat server rewrites
+    generator A's originals; a rerun with the same settings asks it nothing."""
+    from chatserver import ChatServer
+
+    monkeypatch.setenv("EMBCOMPARE_TEST_CHAT_KEY", "k")
+    mod = job()
+
+    def answer(prompt: str) -> str:
+        s = prompt.rsplit("Sentence: ", 1)[1]
+        return f"Indeed, {s}\nThe quick brown fox jumps.\n{s}"  # one kept, one without the anchor, one repeat
+
+    out = str(tmp_path / "out")
+    with ChatServer("k", answer) as server:
+        over = ["contextual.generator=llm", "contextual.anchors=2", "contextual.tasks=[negation,question]",
+                "contextual.llm.backend=api", "contextual.llm.model=test-chat", f"+contextual.llm.base_url={server.url}",
+                "+contextual.llm.api_key_env=EMBCOMPARE_TEST_CHAT_KEY", f"+contextual.llm.cache_dir={tmp_path}/cache"]
+        s = mod.check(compose(*over, f"out_dir={out}"))
+        records, sha, report = mod.load_or_generate_tasks(out, s.contextual)
+        asked = len(server.log)
+        assert records and asked > 0
+        assert all(r.generator == "llm:test-chat" and r.task in ("negation", "question") for r in records)
+        assert all(len(r.variants) == 1 and r.variants[0].text.startswith("Indeed, ") for r in records)
+        again, sha2, _ = mod.load_or_generate_tasks(out, s.contextual)
+        assert len(server.log) == asked and sha2 == sha and again == records
