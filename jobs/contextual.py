@@ -95,8 +95,9 @@ def digest(obj: Any) -> str:
 
 
 def load_or_generate_tasks(out_dir: str, c: ContextualSection) -> tuple[list, str, dict]:
-    """(records, sha256 of tasks.jsonl, generator report): the stored data set when its key
-    matches these settings, else a new one, written before any embedding starts."""
+    """(records, sha256 of tasks.jsonl, generator report): the stored data set when it was made
+    with these settings (or with the same settings and more tasks: a run on some of the tasks
+    reuses it, and its parts), else a new one, written before any embedding starts."""
     from embcompare import store
     from embcompare.contextual.tasks import read_tasks, write_tasks
 
@@ -106,7 +107,10 @@ def load_or_generate_tasks(out_dir: str, c: ContextualSection) -> tuple[list, st
     if store.exists(path) and store.exists(side):
         meta = store.read_json(side)
         data = store.read_bytes(path)
-        if meta.get("key") == key and meta.get("sha256") == hashlib.sha256(data).hexdigest():
+        stored = dict(meta.get("settings", {}))
+        covers = (set(c.tasks) <= set(stored.pop("tasks", []))
+                  and stored == {k: v for k, v in settings.items() if k != "tasks"})
+        if (meta.get("key") == key or covers) and meta.get("sha256") == hashlib.sha256(data).hexdigest():
             log.info("tasks: reusing %s (%d records)", path, meta.get("records", -1))
             return read_tasks(path), meta["sha256"], meta.get("report", {})
         log.info("tasks: %s was made with other settings; generating again", path)

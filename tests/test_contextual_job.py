@@ -125,6 +125,14 @@ def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
     assert run["models"]["sbert_minilm"]["sentences"] > 0 and run["models"]["sbert_minilm"]["parts_run"] == 0
     assert "sentences/s" in first.stdout
 
+    # a run on some of the tasks reuses the data set and those tasks' parts
+    third = run_job("contextual.py", *args, "contextual.tasks=[negation,question]")
+    log = third.stdout + third.stderr
+    assert "reusing" in log and "parts already done" in log
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    assert set(pd.read_parquet(ctx / "results.parquet").task) <= {"negation", "question"}
+    assert "sentences/s" in first.stdout
+
 
 def test_llm_generator_writes_tasks_once_and_reuses_them(tmp_path, monkeypatch):
     """Generator B through the job's tasks step: an OpenAI-compatible chat server rewrites
