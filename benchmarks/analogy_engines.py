@@ -1,21 +1,28 @@
-"""Word analogies a : a' :: b : ? with the five methods of DESIGN.md, batched as matrix products
-of many questions against the whole candidate vocabulary (NumPy or CuPy through ``xp``).
+"""The analogy engine before issue 12 (per-question products, kept here verbatim) against the
+engine of embcompare.analogy (similarity tables, one fused pass), on full BATS + Google.
 
-Pair methods (one question per ordered pair of distinct pairs (a, a'), (b, b') of a category):
-  3CosAdd       argmax cos(d, a' - a + b)
-  3CosMul       argmax s(d,a') s(d,b) / (s(d,a) + eps),  s = (cos + 1) / 2
-  PairDistance  argmax cos(d - b, a' - a)
-Set methods (one question per pair (b, b'), trained on the category's other pairs):
-  3CosAvg       argmax cos(d, b + mean(a'_i) - mean(a_i))
-  LRCos         argmax P(d in the target class) * cos(d, b); a logistic regression on the other
-                pairs' a' (positive) against their a and seeded random words (negative)
+    # old engine's answers (slow: 6-12 min per model), saved for the comparison
+    .venv/bin/python benchmarks/analogy_engines.py legacy --store /work/fullrun --model glove_6b_50d
+    # the new engine on the same questions: same prediction, ties, accuracies
+    .venv/bin/python benchmarks/analogy_engines.py compare --store /work/fullrun --model glove_6b_50d
 
-Policies, written into every result row: the example a' is the first alternative the model has;
-a, b and every alternative of a' are never candidates (set methods: b is not); a hit is any listed
-answer at rank 1; a question with a word the model lacks (a, b, every a', every answer) is OOV,
-reported, and left out of the accuracy, the same way for every method.
+Done when (issue 12): the same prediction on >= 99.9 % of questions, every differing question's
+two predictions scoring within 1e-5 of each other (float32 ties), and every (data set,
+category, method) accuracy equal to 0.001.
 """
 from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# ---------------------------------------------------------------------------------------------
+# The engine before issue 12 (embcompare/analogy.py at fdaefce), verbatim but for its imports.
+# ---------------------------------------------------------------------------------------------
 
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -65,7 +72,7 @@ class Space:
     @classmethod
     def from_vectors(cls, words: Sequence[str], X: np.ndarray, xp: ModuleType = np) -> "Space":
         """Unit rows of ``X``; a zero vector is left out (it is no embedding), as in similarity."""
-        from .similarity.tiles import normalize
+        from embcompare.similarity.tiles import normalize
 
         U, zero = normalize(X, words)
         return cls([w for w, z in zip(words, zero) if not z], xp.asarray(U), xp)
@@ -136,7 +143,7 @@ def _sweep(xp, score, n_cand: int, excluded: list[list[int]], answers: list[list
 
 
 def _np(a) -> np.ndarray:
-    from .backend import to_numpy
+    from embcompare.backend import to_numpy
 
     return to_numpy(a)
 
@@ -229,3 +236,68 @@ def summarize(answered: Sequence[Answered]) -> dict:
     correct = sum(x.correct for x in ans)
     return {"n_questions": n, "n_answered": len(ans), "n_correct": correct,
             "accuracy": correct / len(ans) if ans else float("nan"), "oov": n - len(ans)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------
+def sections():
+    """[(dataset, category, pair questions, set pairs)] for BATS and Google, in the job's order."""
+    from embcompare.datasets import load_bats, load_google, norm
+
+    out = []
+    for c in load_bats():
+        items = [(norm(a), [norm(x) for x in alts]) for a, alts in c.pairs]
+        out.append(("bats", c.label, pair_questions(items), items))
+    for sec, items in load_google():
+        qs = [Question(a, [ap], b, [bp]) for a, ap, b, bp in items]
+        set_pairs = [(a, list(ap)) for a, ap in sorted({(a, (ap,)) for a, ap, _, _ in items})]
+        out.append(("google", sec, qs, set_pairs))
+    return out
+
+
+METHOD_ORDER = ["3CosAdd", "3CosAvg", "3CosMul", "LRCos", "PairDistance"]
+
+
+def legacy(store: str, model: str, out: str) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from embcompare.store import join, read_embeddings
+
+    words, X = read_embeddings(join(store, "embeddings", model))
+    t0 = time.perf_counter()
+    space = Space.from_vectors(words, X)
+    pair_m = [m for m in METHOD_ORDER if m in PAIR_METHODS]
+    set_m = [m for m in METHOD_ORDER if m in SET_METHODS]
+    rows = []
+    for dname, cat, qs, set_pairs in sections():
+        answered = answer_pairs(space, qs, pair_m, eps=1e-3, batch=512)
+        answered += answer_sets(space, set_pairs, set_m, 50, 0)
+        for m in METHOD_ORDER:
+            rows += [{"dataset": dname, "category": cat, "method": m, "a": x.question.a, "b": x.question.b,
+                      "predicted": x.predicted, "rank": x.rank, "correct": x.correct, "oov": x.oov}
+                     for x in answered if x.method == m]
+    seconds = time.perf_counter() - t0
+    pq.write_table(pa.Table.from_pylist(rows).replace_schema_metadata({"seconds": str(seconds)}), out)
+    print(f"{model}: {len(rows)} answers by the old engine in {seconds:.1f} s -> {out}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("legacy", "compare"):
+        p = sub.add_parser(name)
+        p.add_argument("--store", required=True, help="out_dir holding embeddings/<model>/")
+        p.add_argument("--model", required=True)
+        p.add_argument("--legacy", default=None, help="the old engine's answers (default /tmp/analogy_legacy_<model>.parquet)")
+    a = ap.parse_args()
+    path = a.legacy or f"/tmp/analogy_legacy_{a.model}.parquet"
+    if a.cmd == "legacy":
+        legacy(a.store, a.model, path)
+    else:
+        compare(a.store, a.model, path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""The five analogy methods over one section of a data set (a BATS category, a Google section),
+scored from the section's similarity table S = U @ E.T: the cosines of its distinct words U
+(a, the example a', b) against every candidate. One product of |U| x d x V per section;
+everything after it is per element and independent of d (docs/definitions.md, "Analogies").
+
+Pair methods, per question (a, a', b) with p its pair (a, a') and score rows over candidates d:
+  3CosAdd       S[a'] - S[a] + S[b]                     (= cos(d, a' - a + b) times |a' - a + b|)
+  3CosMul       T[a'] / (T[a] + eps) * T[b],  T = (S + 1) / 2
+  PairDistance  ((S[a'] - S[a]) / |a' - a| - c) / |d - b|,  c = b . (a' - a) / |a' - a|,
+                |d - b| = sqrt(2 - 2 S[b])              (= cos(d - b, a' - a))
+the per-pair row (first term) computed once per pair, the per-b row once per b; sweep.py
+reads them once per question. Set methods, all of a section's questions at once:
+  3CosAvg       W @ S: row q = S[b] + mean of S[a'_i] - S[a_i] over the other pairs
+                (= cos(d, b + mean(a'_i) - mean(a_i)) times the target's norm)
+  LRCos         sigmoid(L @ E.T + l0) * S[b], L the per-question logistic regressions (trained
+                on the other pairs' a' against their a and seeded random words)
+Scaling a question's scores by a positive constant changes neither its argmax nor its ranks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .space import PAIR_METHODS, SET_METHODS, Answers, Question, Space
+from .sweep import ADD, MUL, PD, PLAIN, sweep
+
+
+@dataclass
+class Table:
+    """S: the cosines of some candidates (``rows``: candidate index -> row) against all."""
+
+    rows: dict[int, int]
+    S: object
+
+    @classmethod
+    def of(cls, space: Space, ids: Sequence[int]) -> "Table":
+        ids = sorted(set(int(i) for i in ids))
+        E = space.E
+        S = E[space.xp.asarray(np.array(ids, dtype=np.int64))] @ E.T if ids else space.xp.zeros((0, E.shape[0]),
+                                                                                                 dtype=E.dtype)
+        return cls({i: r for r, i in enumerate(ids)}, S)
+
+    def row(self, ids: Sequence[int]) -> np.ndarray:
+        return np.array([self.rows[i] for i in ids], dtype=np.int64)
+
+
+def _empty(method: str, questions: list[Question], words) -> Answers:
+    n = len(questions)
+    return Answers(method, questions, np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64),
+                   np.zeros(n, dtype=bool), np.ones(n, dtype=bool), words)
+
+
+def _fill(out: Answers, ok: Sequence[int], arg: np.ndarray, rank: np.ndarray, answers: Sequence[Sequence[int]]):
+    ok = np.asarray(ok, dtype=np.int64)
+    out.predicted[ok] = arg
+    out.rank[ok] = rank
+    out.oov[ok] = False
+    out.correct[ok] = [int(p) in set(a) for p, a in zip(arg.tolist(), answers)]
+
+
+def pair_words(space: Space, questions: Sequence[Question]) -> list[int]:
+    """The candidates a section's pair questions read rows of: a, the example a', b."""
+    out = []
+    for q in questions:
+        ap = space.ids(q.a_prime)
+        if q.a in space.index and q.b in space.index and ap:
+            out += [space.index[q.a], ap[0], space.index[q.b]]
+    return out
+
+
+def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[str], eps: float = 1e-3,
+                 table: Table | None = None) -> dict[str, Answers]:
+    """The pair methods over ``questions``. The example a' is the first alternative the model
+    has; a, b and every alternative of a' are excluded; a question with a word the model lacks
+    (a, b, every a', every answer) is OOV."""
+    bad = [m for m in methods if m not in PAIR_METHODS]
+    if bad:
+        raise ValueError(f"{bad} are not pair methods; pair methods: {list(PAIR_METHODS)}")
+    xp, idx = space.xp, space.index
+    questions = list(questions)
+    out = {m: _empty(m, questions, space.words) for m in methods}
+    ok, a_, ap_, b_, excluded, answers = [], [], [], [], [], []
+    for i, q in enumerate(questions):
+        ap = space.ids(q.a_prime)
+        ans = space.ids(q.answers)
+        if q.a in idx and q.b in idx and ap and ans:
+            ok.append(i)
+            a_.append(idx[q.a])
+            ap_.append(ap[0])
+            b_.append(idx[q.b])
+            excluded.append([idx[q.a], idx[q.b], *ap])
+            answers.append(ans)
+    if not ok or not methods:
+        return out
+    if table is None:
+        table = Table.of(space, a_ + ap_ + b_)
+    S = table.S
+    pair_of: dict[tuple[int, int], int] = {}
+    qp = np.array([pair_of.setdefault(k, len(pair_of)) for k in zip(a_, ap_)], dtype=np.int64)
+    pairs = list(pair_of)
+    ra, rap = table.row([a for a, _ in pairs]), table.row([ap for _, ap in pairs])
+    qb = table.row(b_)
+    D = S[xp.asarray(rap)] - S[xp.asarray(ra)]
+    for m in methods:
+        c = np.zeros(len(ok), dtype=np.float32)
+        if m == "3CosAdd":
+            P, B, mode = D, S, ADD
+        elif m == "3CosMul":
+            T = (S + 1) / 2
+            P, B, mode = T[xp.asarray(rap)] / (T[xp.asarray(ra)] + np.float32(eps)), T, MUL
+        else:  # PairDistance
+            E = space.E
+            v = E[xp.asarray(np.array([ap for _, ap in pairs]))] - E[xp.asarray(np.array([a for a, _ in pairs]))]
+            norm = xp.maximum(xp.linalg.norm(v, axis=1), np.float32(1e-12)).astype(np.float32)
+            P = D / norm[:, None]
+            B = 1 / xp.maximum(xp.sqrt(xp.maximum(2 - 2 * S, 0)), np.float32(1e-12))
+            from ..backend import to_numpy
+
+            c = to_numpy(P[xp.asarray(qp), xp.asarray(np.array(b_))]).astype(np.float32)
+            mode = PD
+        arg, rank = sweep(xp, P, B, qp, qb, c, mode, excluded, answers)
+        _fill(out[m], ok, arg, rank, answers)
+    return out
+
+
+def _known_pairs(space: Space, pairs: Sequence[tuple[str, Sequence[str]]]):
+    return [(space.index.get(a), space.ids(alts)) for a, alts in pairs]
+
+
+def set_words(space: Space, pairs: Sequence[tuple[str, Sequence[str]]]) -> list[int]:
+    """The candidates a section's set questions read rows of: each pair's a and example a'."""
+    return [i for ia, ap in _known_pairs(space, pairs) if ia is not None for i in [ia, *ap[:1]]]
+
+
+def answer_sets(space: Space, pairs: Sequence[tuple[str, Sequence[str]]], methods: Sequence[str],
+                n_random_negatives: int = 50, seed: int = 0, table: Table | None = None) -> dict[str, Answers]:
+    """The set methods over a section's pairs, each pair (b, b') once, trained on the others
+    (leave one out). Only b is excluded. LRCos draws ``n_random_negatives`` words per answered
+    question, in question order, from one generator seeded with ``seed``."""
+    bad = [m for m in methods if m not in SET_METHODS]
+    if bad:
+        raise ValueError(f"{bad} are not set methods; set methods: {list(SET_METHODS)}")
+    xp, E = space.xp, space.E
+    known = _known_pairs(space, pairs)
+    questions = [Question(None, [], b, list(alts)) for b, alts in pairs]
+    out = {m: _empty(m, questions, space.words) for m in methods}
+    train_all = [j for j, (ia, ap) in enumerate(known) if ia is not None and ap]
+    ok = [i for i, (ib, ans) in enumerate(known)
+          if ib is not None and ans and len(train_all) - (i in set(train_all)) > 0]
+    if not ok or not methods:
+        return out
+    if table is None:
+        table = Table.of(space, set_words(space, pairs))
+    S = table.S
+    ib = [known[i][0] for i in ok]
+    answers = [known[i][1] for i in ok]
+    excluded = [[b] for b in ib]
+    trains = [[(known[j][0], known[j][1][0]) for j in train_all if j != i] for i in ok]
+    qi = np.arange(len(ok), dtype=np.int64)
+    zero = np.zeros(len(ok), dtype=np.float32)
+    for m in methods:
+        if m == "3CosAvg":
+            W = np.zeros((len(ok), S.shape[0]), dtype=np.float32)
+            for k, (b, train) in enumerate(zip(ib, trains)):
+                W[k, table.rows[b]] += 1
+                for a, ap in train:
+                    W[k, table.rows[ap]] += np.float32(1 / len(train))
+                    W[k, table.rows[a]] -= np.float32(1 / len(train))
+            scores = xp.asarray(W) @ S
+        else:  # LRCos
+            rng = np.random.default_rng(seed)
+            L = np.zeros((len(ok), E.shape[1]), dtype=np.float32)
+            l0 = np.zeros(len(ok), dtype=np.float32)
+            for k, train in enumerate(trains):
+                L[k], l0[k] = _lrcos_classifier(space, train, rng, n_random_negatives)
+            logits = xp.asarray(L) @ E.T + xp.asarray(l0)[:, None]
+            scores = (1 / (1 + xp.exp(-logits))) * S[xp.asarray(table.row(ib))]
+        scores = scores.astype(np.float32, copy=False)
+        arg, rank = sweep(xp, scores, scores, qi, qi, zero, PLAIN, excluded, answers)
+        _fill(out[m], ok, arg, rank, answers)
+    return out
+
+
+def _lrcos_classifier(space: Space, train: list[tuple[int, int]], rng: np.random.Generator,
+                      n_random: int) -> tuple[np.ndarray, np.float32]:
+    """(weights, intercept) of LRCos's logistic regression: the training pairs' a' (positive)
+    against their a and ``n_random`` seeded random candidates (negative)."""
+    from ..backend import to_numpy
+
+    pos = sorted({ap for _, ap in train})
+    neg = sorted({a for a, _ in train} - set(pos))
+    rand = rng.choice(len(space.words), size=min(n_random, len(space.words)), replace=False)
+    neg += [int(r) for r in rand if int(r) not in set(pos)]
+    X = to_numpy(space.E[space.xp.asarray(np.array(pos + neg))]).astype(np.float32)
+    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(np.float32)
+    w = logistic_regression(X, y)
+    return w[:-1].astype(np.float32), np.float32(w[-1])
+
+
+def logistic_regression(X: np.ndarray, y: np.ndarray, C: float = 1.0, max_iter: int = 1000,
+                        tol: float = 1e-4) -> np.ndarray:
+    """Weights and intercept (last) of scikit-learn's ``LogisticRegression(C, max_iter, tol)``
+    (lbfgs, L2) fitted on float32 ``X`` and 0/1 ``y``: the same objective and the same
+    L-BFGS-B call it makes, without its per-fit input checks, which cost as much as the fit
+    on LRCos's small training sets (tests compare the two)."""
+    from scipy import optimize
+    from sklearn._loss.loss import HalfBinomialLoss
+    from sklearn.linear_model._linear_loss import LinearModelLoss
+
+    X = np.ascontiguousarray(X)
+    loss = LinearModelLoss(base_loss=HalfBinomialLoss(), fit_intercept=True)
+    res = optimize.minimize(loss.loss_gradient, np.zeros(X.shape[1] + 1, dtype=X.dtype), method="L-BFGS-B",
+                            jac=True, args=(X, y.astype(X.dtype), None, 1.0 / (C * X.shape[0]), 1),
+                            options={"maxiter": max_iter, "maxls": 50, "gtol": tol,
+                                     "ftol": 64 * np.finfo(float).eps})
+    return res.x
+
+
+def answer_section(space: Space, questions: Sequence[Question], set_pairs: Sequence[tuple[str, Sequence[str]]],
+                   methods: Sequence[str], eps: float = 1e-3, n_random_negatives: int = 50,
+                   seed: int = 0) -> dict[str, Answers]:
+    """Every method over one section: its pair ``questions`` and its ``set_pairs``, from one
+    similarity table of the section's words."""
+    pair_m = [m for m in methods if m in PAIR_METHODS]
+    set_m = [m for m in methods if m in SET_METHODS]
+    ids = (pair_words(space, questions) if pair_m else []) + (set_words(space, set_pairs) if set_m else [])
+    table = Table.of(space, ids)
+    out = answer_pairs(space, questions, pair_m, eps, table) if pair_m else {}
+    if set_m:
+        out.update(answer_sets(space, set_pairs, set_m, n_random_negatives, seed, table))
+    return {m: out[m] for m in methods}

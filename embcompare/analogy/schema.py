@@ -1,0 +1,78 @@
+"""The analogy job's config, checked whole before any work starts (embcompare.config)."""
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from ..config import RayConfig, Section, WorkersConfig, validate
+from .evaluate import parse_entry
+from .space import METHODS
+
+Method = Literal["3CosAdd", "3CosAvg", "3CosMul", "LRCos", "PairDistance"]
+assert set(Method.__args__) == set(METHODS)  # noqa: S101 - one list of methods
+
+
+class AnalogyConfig(Section):
+    datasets: list[str] = Field(["bats", "google"], min_length=1,
+                                description="bats, google, or NAME:/path/to/folder of BATS-layout files")
+    methods: list[Method] = Field(list(METHODS), min_length=1)
+    eps: float = Field(1e-3, gt=0, le=1, description="3CosMul's epsilon")
+    lrcos_random_negatives: int = Field(50, ge=0, le=100000)
+    seed: int = Field(0, ge=0)
+    backend: Literal["numpy", "cupy", "auto"] = "auto"
+
+    @field_validator("datasets")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        names = []
+        for entry in v:
+            name, path = parse_entry(entry)
+            if path is not None and not os.path.isdir(path):
+                raise ValueError(f"data set '{name}': no such folder {path!r}")
+            names.append(name)
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"data set names listed twice: {dup}")
+        return v
+
+    @field_validator("methods")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        dup = sorted({m for m in v if v.count(m) > 1})
+        if dup:
+            raise ValueError(f"methods listed twice: {dup}")
+        return v
+
+
+class WordsimConfig(Section):
+    datasets: list[Literal["wordsim353", "simlex999"]] = ["wordsim353", "simlex999"]
+
+
+class AnalogyJobConfig(Section):
+    models: list[str] = Field(min_length=1, description="names under <out_dir>/embeddings/")
+    out_dir: str = "outputs"
+    analogy: AnalogyConfig = AnalogyConfig()
+    wordsim: WordsimConfig = WordsimConfig()
+    workers: WorkersConfig = WorkersConfig()
+    ray: RayConfig = RayConfig()
+
+    @field_validator("models")
+    @classmethod
+    def _distinct(cls, v: list[str]) -> list[str]:
+        dup = sorted({m for m in v if v.count(m) > 1})
+        if dup:
+            raise ValueError(f"models listed twice: {dup}")
+        return v
+
+
+def validate_job(node) -> AnalogyJobConfig:
+    """The job's whole config (an OmegaConf node or a mapping; Hydra's own ``hydra`` key ignored).
+    Raises ConfigError naming each bad key and what is allowed there."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(node):
+        node = OmegaConf.to_container(node, resolve=True)
+    node = {k: v for k, v in dict(node).items() if k != "hydra"}
+    return validate(node, AnalogyJobConfig)

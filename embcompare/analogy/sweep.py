@@ -1,0 +1,224 @@
+"""The fused pass: every question's scores over all candidates, read once, giving its prediction
+(argmax over the candidates left after the exclusions) and the rank of its best listed answer.
+
+A question's score of candidate v is built from two table rows and a scalar, per element and
+independent of the dimension:
+
+    ADD    P[p, v] + B[b, v]          (3CosAdd)
+    MUL    P[p, v] * B[b, v]          (3CosMul)
+    PD     (P[p, v] - c) * B[b, v]    (PairDistance)
+    PLAIN  P[p, v]                    (set methods: one score row per question)
+
+with p the question's pair row, b its b row, c its scalar (the tables: tables.py). Rank =
+1 + the number of candidates, excluded words and listed answers aside, scoring above the best
+listed answer (docs/definitions.md, "Analogies"); a hit has rank 1.
+
+Two implementations of one contract: a Numba kernel on the CPU (parallel over groups of
+questions sharing a pair row, candidates in cache-sized chunks) and an array-namespace one
+(NumPy or CuPy: batches of questions as dense score blocks) for the GPU. Tests run both.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Sequence
+
+import numba as nb
+import numpy as np
+
+ADD, MUL, PD, PLAIN = 0, 1, 2, 3
+CHUNK = 2048  # candidates per step: a question's chunk of scores (8 KiB) stays in L1
+
+
+@nb.njit(inline="always")
+def _score(mode, p, b, c):
+    if mode == ADD:
+        return p + b
+    if mode == MUL:
+        return p * b
+    if mode == PD:
+        return (p - c) * b
+    return p
+
+
+@nb.njit(inline="always")
+def _member(idx, i0, i1, v):
+    for t in range(i0, i1):
+        if idx[t] == v:
+            return True
+    return False
+
+
+@nb.njit(fastmath={"reassoc"}, cache=True)
+def _count(mode, prow, brow, cq, bk, tk):
+    """How many scores of a chunk beat the best answer ``bk``, and how many the best candidate
+    so far ``tk``: one vectorised loop per mode, no branch inside (float32 counts are exact
+    below 2**24 and, re-associable, stay in 8-wide lanes; Numba widens integer sums to int64)."""
+    n_bk = np.float32(0)
+    n_tk = np.float32(0)
+    one, zero = np.float32(1), np.float32(0)
+    n = prow.shape[0]
+    if mode == ADD:
+        for i in range(n):
+            s = prow[i] + brow[i]
+            n_bk += one if s > bk else zero
+            n_tk += one if s > tk else zero
+    elif mode == MUL:
+        for i in range(n):
+            s = prow[i] * brow[i]
+            n_bk += one if s > bk else zero
+            n_tk += one if s > tk else zero
+    elif mode == PD:
+        for i in range(n):
+            s = (prow[i] - cq) * brow[i]
+            n_bk += one if s > bk else zero
+            n_tk += one if s > tk else zero
+    else:
+        for i in range(n):
+            s = prow[i]
+            n_bk += one if s > bk else zero
+            n_tk += one if s > tk else zero
+    return n_bk, n_tk
+
+
+@nb.njit(parallel=True, cache=True)
+def _kernel(mode, P, B, qp, qb, c, ex_ptr, ex_idx, an_ptr, an_idx, g_ptr, order):
+    n_cand = P.shape[1]
+    nq = qp.shape[0]
+    arg = np.zeros(nq, dtype=np.int64)
+    rank = np.ones(nq, dtype=np.int64)
+    neg_inf = np.float32(-np.inf)
+    for g in nb.prange(g_ptr.shape[0] - 1):
+        members = order[g_ptr[g]: g_ptr[g + 1]]
+        m = members.shape[0]
+        best = np.empty(m, dtype=np.float32)  # best listed answer's score, per question
+        top = np.full(m, neg_inf, dtype=np.float32)
+        arg_g = np.zeros(m, dtype=np.int64)
+        above = np.zeros(m, dtype=np.int64)
+        for k in range(m):
+            q = members[k]
+            s_best = neg_inf
+            for t in range(an_ptr[q], an_ptr[q + 1]):
+                v = an_idx[t]
+                s = _score(mode, P[qp[q], v], B[qb[q], v], c[q])
+                if s > s_best:
+                    s_best = s
+            best[k] = s_best
+        # Candidates in chunks, every question of the group per chunk: the group's pair row
+        # chunk stays in L1 and its b rows' chunks in L2 while they are read.
+        for c0 in range(0, n_cand, CHUNK):
+            c1 = min(c0 + CHUNK, n_cand)
+            n = c1 - c0
+            for k in range(m):
+                q = members[k]
+                prow = P[qp[q], c0:c1]
+                brow = B[qb[q], c0:c1]
+                cq = c[q]
+                bk = best[k]
+                tk = top[k]
+                n_bk, n_tk = _count(mode, prow, brow, cq, bk, tk)
+                n_above = np.int64(n_bk)
+                e0, e1 = ex_ptr[q], ex_ptr[q + 1]
+                for t in range(e0, e1):
+                    e = ex_idx[t] - c0
+                    if 0 <= e < n and _score(mode, prow[e], brow[e], cq) > bk:
+                        n_above -= 1
+                above[k] += n_above
+                if n_tk > 0:  # rare after the first chunks: rescan for the first argmax
+                    for i in range(n):
+                        s = _score(mode, prow[i], brow[i], cq)
+                        if s > tk and not _member(ex_idx, e0, e1, c0 + i):
+                            tk = s
+                            arg_g[k] = c0 + i
+                    top[k] = tk
+        for k in range(m):
+            q = members[k]
+            arg[q] = arg_g[k]
+            rank[q] = 1 + above[k]
+    return arg, rank
+
+
+def _csr(lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    ptr = np.zeros(len(lists) + 1, dtype=np.int64)
+    ptr[1:] = np.cumsum([len(x) for x in lists])
+    idx = np.fromiter((v for x in lists for v in x), dtype=np.int64, count=int(ptr[-1]))
+    return ptr, idx
+
+
+def sweep(xp: ModuleType, P, B, qp: np.ndarray, qb: np.ndarray, c: np.ndarray, mode: int,
+          excluded: Sequence[Sequence[int]], answers: Sequence[Sequence[int]],
+          batch_bytes: int = 1 << 28) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted candidate, rank of the best answer) per question, as NumPy int64 arrays.
+
+    ``P`` (pair rows x candidates) and ``B`` (b rows x candidates) are float32 arrays of ``xp``;
+    ``qp``, ``qb``, ``c``: each question's P row, B row and scalar; ``excluded``: candidates
+    that may not be predicted; ``answers``: the listed answers (excluded ones are ignored).
+    """
+    qp = np.asarray(qp, dtype=np.int64)
+    qb = np.asarray(qb, dtype=np.int64)
+    c = np.asarray(c, dtype=np.float32)
+    excluded = [sorted(set(e)) for e in excluded]
+    answers = [sorted(set(a) - set(e)) for a, e in zip(answers, excluded)]
+    if len(qp) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if xp is np:
+        order = np.argsort(qp, kind="stable")
+        starts = np.flatnonzero(np.r_[True, qp[order][1:] != qp[order][:-1]])
+        g_ptr = np.r_[starts, len(qp)].astype(np.int64)
+        ex_ptr, ex_idx = _csr(excluded)
+        an_ptr, an_idx = _csr(answers)
+        arg, rank = _kernel(mode, np.ascontiguousarray(P, dtype=np.float32), np.ascontiguousarray(B, dtype=np.float32),
+                            qp, qb, c, ex_ptr, ex_idx, an_ptr, an_idx, g_ptr, order)
+    else:
+        arg, rank = sweep_arrays(xp, P, B, qp, qb, c, mode, excluded, answers, batch_bytes)
+    hit = np.array([a in set(ans) for a, ans in zip(arg.tolist(), answers)], dtype=bool)
+    rank[hit] = 1
+    return arg, rank
+
+
+def _padded(xp: ModuleType, lists: Sequence[Sequence[int]]):
+    """(rows x width) index matrix of ``lists`` and its validity mask. Padding repeats a row's
+    first index (0 for an empty row), so that a scatter through it writes one place once."""
+    width = max(1, max((len(x) for x in lists), default=1))
+    idx = np.zeros((len(lists), width), dtype=np.int64)
+    ok = np.zeros((len(lists), width), dtype=bool)
+    for i, x in enumerate(lists):
+        if len(x):
+            idx[i] = x[0]
+            idx[i, : len(x)] = x
+            ok[i, : len(x)] = True
+    return xp.asarray(idx), xp.asarray(ok)
+
+
+def sweep_arrays(xp: ModuleType, P, B, qp: np.ndarray, qb: np.ndarray, c: np.ndarray, mode: int,
+                 excluded: Sequence[Sequence[int]], answers: Sequence[Sequence[int]],
+                 batch_bytes: int = 1 << 28) -> tuple[np.ndarray, np.ndarray]:
+    """The pass through the array namespace (CuPy on a GPU): batches of questions as dense
+    (questions x candidates) score blocks; ``answers`` already without the excluded words."""
+    from ..backend import to_numpy
+
+    n_cand = P.shape[1]
+    step = max(1, int(batch_bytes // (4 * n_cand * 3)))
+    args, ranks = [], []
+    neg_inf = xp.float32(-xp.inf)
+    for s0 in range(0, len(qp), step):
+        sl = slice(s0, s0 + step)
+        rows = xp.asarray(qp[sl])
+        Sc = P[rows]
+        if mode == ADD:
+            Sc = Sc + B[xp.asarray(qb[sl])]
+        elif mode == MUL:
+            Sc = Sc * B[xp.asarray(qb[sl])]
+        elif mode == PD:
+            Sc = (Sc - xp.asarray(c[sl])[:, None]) * B[xp.asarray(qb[sl])]
+        else:
+            Sc = Sc.copy()
+        r = xp.arange(Sc.shape[0])[:, None]
+        an, an_ok = _padded(xp, answers[sl])
+        best = xp.max(xp.where(an_ok, Sc[r, an], neg_inf), axis=1)
+        ex, ex_ok = _padded(xp, excluded[sl])
+        # A padded place holds the row's first excluded word, whose -inf it writes again; an
+        # empty row writes column 0's own value back.
+        Sc[r, ex] = xp.where(ex_ok[:, :1], neg_inf, Sc[r, ex])
+        args.append(to_numpy(Sc.argmax(axis=1)).astype(np.int64))
+        ranks.append(1 + to_numpy(xp.count_nonzero(Sc > best[:, None], axis=1)).astype(np.int64))
+    return np.concatenate(args), np.concatenate(ranks)
