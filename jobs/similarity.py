@@ -48,7 +48,9 @@ def ray_tasks(actors: list) -> Any:
             try:
                 result = ray.get(ref)
             except ray.exceptions.RayError as e:
-                failed = failed or TaskFailed(i, unwrap(e))
+                # Ray's first line says what happened (e.g. "The actor died unexpectedly ..."); the
+                # rest is its advice on OOM killers, here after the retries were spent.
+                failed = failed or TaskFailed(i, (unwrap(e).strip().splitlines() or ["?"])[0])
                 continue  # the actor is dead for good: it takes no more tasks
             free.append(actor)
             yield i, result

@@ -8,6 +8,8 @@ other BLAS calls, results are bounded by the values within float32 rounding of a
 last tests inject engine errors (a tile binned twice, an edge shifted, a tile merged twice)
 and check that these comparisons catch each.
 """
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.stats as st
@@ -376,6 +378,35 @@ def test_top_k_zero_keeps_no_neighbours_and_the_same_counts(spaces):
     assert none.topk is None
     assert np.array_equal(none.hist.counts, ten.hist.counts) and np.array_equal(none.fine.counts, ten.fine.counts)
     assert none.moments.result() == ten.moments.result()
+
+
+def test_outputs_are_the_same_bytes_run_after_run_and_top_k_zero_writes_no_neighbours(spaces, tmp_path):
+    """Two runs of one config (here with other task counts and completion orders) write the same
+    bytes to every Parquet file and summary. With top_k=0 (issue 9: the job crashed at the end)
+    there is no neighbours file, a stale one is removed, and the summary says so."""
+    import json
+
+    from embcompare.similarity.groups import labelled_groups
+    from embcompare.similarity.results import write_outputs
+
+    words, A, B = spaces
+    words, mats, names = words[:1200], [A[:1200], B[:1200]], ["glove", "minilm"]
+    info = {m: {"zero_norm_words": []} for m in names}
+    groups = labelled_groups(words, wordnet=False, bats=True, random=500)
+    runs = {}
+    for run, tasks in (("a", 1), ("b", 5)):
+        r = all_pairs(mats, Params(block=300), names=names, tasks=tasks, map_tasks=reversed_order(TileWorker(mats)))
+        write_outputs(str(tmp_path / run), words, mats, info, r, groups)
+        runs[run] = {p.relative_to(tmp_path / run): p.read_bytes() for p in sorted((tmp_path / run).rglob("*"))
+                     if p.is_file()}
+    assert len(runs["a"]) == 2 * 4 + 1 and runs["a"] == runs["b"]
+    r = all_pairs(mats, Params(top_k=0, block=300), names=names)
+    summaries = write_outputs(str(tmp_path / "a"), words, mats, info, r, groups)
+    for m in names:
+        assert not (tmp_path / "a" / m / "neighbors.parquet").exists()
+        s = json.loads((tmp_path / "a" / m / "summary.json").read_text())
+        assert s == summaries[m] and s["top_k"] == 0 and s["neighbors"] == "none: top_k = 0"
+        assert (tmp_path / "a" / m / "histogram.parquet").read_bytes() == runs["b"][Path(m) / "histogram.parquet"]
 
 
 # Injected engine errors: each comparison above must catch them.

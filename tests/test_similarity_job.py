@@ -1,8 +1,14 @@
-"""jobs/similarity.py end to end: real Hydra, embedded Ray, real embeddings, contract files."""
+"""jobs/similarity.py end to end: real Hydra config, Ray, real embeddings, contract files.
+
+Most runs call the job's ``run(cfg)`` in this process, on one embedded Ray started once for the
+module (as jobs/pipeline.py calls it); the kill -9 test runs the job as its own process.
+"""
+import importlib.util
 import json
 import os
-import shutil
+import pickle
 import signal
+import shutil
 import subprocess
 import sys
 import time
@@ -15,37 +21,65 @@ from conftest import ROOT, run_job
 from embcompare import store
 from embcompare.vocab import VocabFilter, load_words
 
-MAX_WORDS = 4000
-ARGS = ["models=[glove_6b_50d,sbert_minilm]", f"vocab.max_words={MAX_WORDS}", "similarity.block=300",
+sys.path.insert(0, str(ROOT / "jobs"))
+_spec = importlib.util.spec_from_file_location("similarity_job", ROOT / "jobs" / "similarity.py")
+similarity_job = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(similarity_job)
+
+MAX_WORDS = 1000
+MODELS = ["glove_6b_50d", "sbert_minilm"]
+ARGS = ["models=[glove_6b_50d,sbert_minilm]", f"vocab.max_words={MAX_WORDS}", "similarity.block=100",
         "similarity.tasks_per_worker=12", "similarity.groups.random_pairs=2000", "ray.num_cpus=2"]
 FILES = ["histogram.parquet", "neighbors.parquet", "groups.parquet"]
+
+
+def config(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("similarity", overrides=list(overrides))
+
+
+@pytest.fixture(scope="module")
+def ray_up():
+    import ray
+
+    yield
+    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory):
     out = tmp_path_factory.mktemp("sim")
-    run_job("extract.py", "model=[glove_6b_50d,sbert_minilm]", f"vocab.max_words={MAX_WORDS}", f"out_dir={out}")
+    run_job("extract.py", "model=[glove_6b_50d,sbert_minilm]", f"vocab.max_words={MAX_WORDS}",
+            "extract.evaluation_words=false", f"out_dir={out}")
     return out
 
 
 @pytest.fixture(scope="module")
-def finished(embedded):
-    proc = run_job("similarity.py", *ARGS, f"out_dir={embedded}")
-    return embedded, proc
+def finished(embedded, ray_up):
+    headline = similarity_job.run(config(*ARGS, f"out_dir={embedded}"))
+    return embedded, headline
+
+
+def copy_embeddings(src, dst):
+    shutil.copytree(src / "embeddings", dst / "embeddings")
+    return dst
 
 
 def test_outputs_follow_the_contract(finished):
-    out, proc = finished
-    words, (A, B) = store.read_aligned([out / "embeddings" / "glove_6b_50d", out / "embeddings" / "sbert_minilm"])
-    # The store also holds the evaluation data sets' words; all pairs run over the WordNet list.
+    out, headline = finished
+    words, (A, B) = store.read_aligned([out / "embeddings" / m for m in MODELS])
     wordnet = set(load_words(filt=VocabFilter(max_words=MAX_WORDS)))
     keep = [i for i, w in enumerate(words) if w in wordnet]
     words, A, B = [words[i] for i in keep], A[keep], B[keep]
     n = len(words)
+    assert headline["n_words"] == n
     for model, X in [("glove_6b_50d", A), ("sbert_minilm", B)]:
         d = out / "similarity" / model
         s = json.loads((d / "summary.json").read_text())
         assert s["n_pairs"] == n * (n - 1) // 2 and s["n_words"] == n
+        assert headline["models"][model]["n_pairs"] == s["n_pairs"]
         h = pq.read_table(d / "histogram.parquet").to_pydict()
         assert sum(h["count"]) == s["n_pairs"] and len(h["count"]) == 2000
         assert h["bin_lo"][0] == -1 and h["bin_hi"][-1] == 1
@@ -59,47 +93,96 @@ def test_outputs_follow_the_contract(finished):
         assert {"wordnet_synonym", "wordnet_antonym", "wordnet_hypernym", "random", "bats_E01"} <= set(g.index)
         assert g.loc["random", "n_pairs"] == 2000
         assert all(sum(h) == c for h, c in zip(g["hist"], g["n_pairs"]))
-        assert f"{model}: {s['n_pairs']} pairs" in proc.stdout
     corr = pq.read_table(out / "similarity" / "correlations.parquet").to_pylist()
     assert len(corr) == 1 and corr[0]["n_pairs"] == n * (n - 1) // 2
     assert 0 < corr[0]["spearman"] < 1 and corr[0]["error_bound"] <= 2e-3
-    assert not (out / "similarity" / ".checkpoint").exists() or not any((out / "similarity" / ".checkpoint").iterdir())
+    assert not store.list_files(out / "similarity" / ".checkpoint")
 
 
-def _outputs(out):
-    files = {f"{m}/{f}": (out / "similarity" / m / f).read_bytes() for m in ("glove_6b_50d", "sbert_minilm")
-             for f in FILES}
+def outputs(out):
+    """Every output file's bytes, the summaries without their run time."""
+    files = {f"{m}/{f}": (out / "similarity" / m / f).read_bytes() for m in MODELS for f in FILES}
     files["correlations"] = (out / "similarity" / "correlations.parquet").read_bytes()
-    summaries = {}
-    for m in ("glove_6b_50d", "sbert_minilm"):
+    for m in MODELS:
         s = json.loads((out / "similarity" / m / "summary.json").read_text())
         s.pop("seconds")
-        summaries[m] = s
-    return files, summaries
+        files[f"{m}/summary"] = s
+    return files
 
 
-def test_killed_job_resumes_to_identical_results(tmp_path, finished):
+def test_killed_job_resumes_under_other_worker_counts_to_identical_files(tmp_path, finished):
+    """Killed (-9) mid-way with 1 worker x 12 tasks, resumed with 2 workers x 1 task: the tiles
+    are named by their ranges, so the resume runs exactly the missing ones; the files are the
+    same bytes as the uninterrupted run's (which is also the determinism check: two runs of one
+    config)."""
     done, _ = finished
-    out = tmp_path / "killed"
-    shutil.copytree(done / "embeddings", out / "embeddings")
+    out = copy_embeddings(done, tmp_path / "killed")
     cmd = [sys.executable, str(ROOT / "jobs" / "similarity.py"), *ARGS, f"out_dir={out}",
            "similarity.checkpoint_every_s=0"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    log = open(tmp_path / "killed.log", "w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     ckpt_dir = out / "similarity" / ".checkpoint"
     deadline = time.time() + 300
-    while not (ckpt_dir.exists() and any(ckpt_dir.glob("*.pkl"))) and time.time() < deadline:
+    while time.time() < deadline and "off tiles" not in (tmp_path / "killed.log").read_text():
         time.sleep(0.05)
-    time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (out / "similarity" / "sbert_minilm" / "summary.json").exists(), "the job was not stopped mid-way"
-    rerun = run_job("similarity.py", *ARGS, f"out_dir={out}")
-    assert "resuming from" in rerun.stdout + rerun.stderr
-    assert _outputs(out) == _outputs(done)
+    [path] = store.list_files(ckpt_dir, "*.pkl")
+    merged = pickle.loads(store.read_bytes(path))["merged"]
+    blocks = -(-json.loads((done / "similarity" / "glove_6b_50d" / "summary.json").read_text())["n_words"] // 100)
+    assert blocks <= len(merged) < 2 * blocks * (blocks + 1) // 2, "the job was not stopped mid-way"
+    similarity_job.run(config(*ARGS, f"out_dir={out}", "similarity.tasks_per_worker=1", "workers.num=2",
+                              "workers.cpus=1"))
+    assert outputs(out) == outputs(done)
+
+
+def test_worker_dying_mid_tile_is_replaced_and_its_tile_retried(tmp_path, finished, monkeypatch):
+    done, _ = finished
+    out = copy_embeddings(done, tmp_path / "fault")
+    marker = tmp_path / "died-once"
+    monkeypatch.setenv("EMBCOMPARE_FAULT_TILE", "pass1:100-200x300-400")
+    monkeypatch.setenv("EMBCOMPARE_FAULT_ONCE", str(marker))
+    similarity_job.run(config(*ARGS, f"out_dir={out}"))
+    assert marker.exists(), "the injected fault did not fire"
+    assert outputs(out) == outputs(done)
+
+
+def test_repeating_fault_stops_naming_the_tile_and_keeps_finished_work(tmp_path, finished, monkeypatch):
+    done, _ = finished
+    out = copy_embeddings(done, tmp_path / "fault")
+    monkeypatch.setenv("EMBCOMPARE_FAULT_TILE", "joint:200-300x200-300")
+    with pytest.raises(SystemExit, match=r"error: similarity joint tiles .*joint:[0-9a-f]+:200-300x200-300.* failed: The actor died"
+                                         r".*finished tiles are kept in .*\.checkpoint"):
+        similarity_job.run(config(*ARGS, f"out_dir={out}", "similarity.retries=1", "similarity.checkpoint_every_s=0"))
+    assert not (out / "similarity" / "glove_6b_50d" / "summary.json").exists()
+    [path] = store.list_files(out / "similarity" / ".checkpoint", "*.pkl")
+
+    merged = pickle.loads(store.read_bytes(path))["merged"]
+    blocks = -(-json.loads((done / "similarity" / "glove_6b_50d" / "summary.json").read_text())["n_words"] // 100)
+    assert sum(u.startswith("pass1:") for u in merged) == blocks * (blocks + 1) // 2  # all of pass one
+    assert not any(u.endswith(":200-300x200-300") and u.startswith("joint:") for u in merged)
+
+
+@pytest.mark.parametrize("override,named", [
+    ("+similarity.colour=red", "unknown key 'similarity.colour'; allowed keys here: backend, bins"),
+    ("similarity.backend=gpu", "'similarity.backend' = 'gpu': Input should be 'numpy', 'cupy' or 'auto'"),
+    ("similarity.top_k=-1", "'similarity.top_k' = -1: Input should be greater than or equal to 0"),
+    ("similarity.bins=0", "'similarity.bins' = 0: Input should be greater than or equal to 1"),
+    ("similarity.rank_bins=1000000", "'similarity.rank_bins' = 1000000: Input should be less than or equal to 262144"),
+    ("similarity.rank_bins=200000", "'similarity.rank_bins' = 200000: the joint tables of 1 model pair(s) would need"),
+    ("similarity.block=0", "'similarity.block' = 0"),
+    ("similarity.groups.bats_dir=/no/such/bats", "'similarity.groups.bats_dir' = '/no/such/bats'"),
+    ("+similarity.groups.colour=1", "unknown key 'similarity.groups.colour'"),
+    ("models=[]", "'models' = []"),
+])
+def test_bad_config_is_one_error_naming_the_key_before_any_work(tmp_path, override, named):
+    """In an out_dir with no embeddings: the config error comes first, and nothing is written."""
+    with pytest.raises(SystemExit) as e:
+        similarity_job.run(config("models=[glove_6b_50d,sbert_minilm]", f"out_dir={tmp_path}", override))
+    assert str(e.value).startswith("error: config error: ") and named in str(e.value)
+    assert not any(tmp_path.iterdir())
 
 
 def test_missing_embeddings_name_the_model_and_the_fix(tmp_path):
-    bad = run_job("similarity.py", "models=[glove_6b_50d]", f"out_dir={tmp_path}", check=False)
-    assert bad.returncode != 0
-    assert "glove_6b_50d" in bad.stderr and "jobs/extract.py" in bad.stderr
+    with pytest.raises(SystemExit, match=r"error: model glove_6b_50d: no embeddings in .*jobs/extract.py"):
+        similarity_job.run(config("models=[glove_6b_50d]", f"out_dir={tmp_path}"))
