@@ -65,7 +65,7 @@ def run(cfg: DictConfig) -> dict:
     from embcompare import store
     from embcompare.config import ConfigError
     from embcompare.similarity import results
-    from embcompare.similarity.checkpoint import Checkpoint
+    from embcompare.similarity.checkpoint import Checkpoint, DuplicateUnit
     from embcompare.similarity.faults import ENV_VARS
     from embcompare.similarity.groups import labelled_groups
     from embcompare.similarity.run import (InputError, InvariantError, Params, TileFailed, TileWorker, all_pairs,
@@ -108,7 +108,7 @@ def run(cfg: DictConfig) -> dict:
                            checkpoint=ckpt, tasks=n_workers * s.tasks_per_worker, backend=s.backend,
                            progress=lambda desc, total: tqdm(total=total, desc=desc, unit="pair", unit_scale=True,
                                                              mininterval=2.0))
-    except (TileFailed, InvariantError) as e:
+    except (TileFailed, InvariantError, DuplicateUnit) as e:
         raise SystemExit(f"error: {e}") from None
     finally:
         for a in actors:
