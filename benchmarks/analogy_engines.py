@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -281,6 +283,117 @@ def legacy(store: str, model: str, out: str) -> None:
     seconds = time.perf_counter() - t0
     pq.write_table(pa.Table.from_pylist(rows).replace_schema_metadata({"seconds": str(seconds)}), out)
     print(f"{model}: {len(rows)} answers by the old engine in {seconds:.1f} s -> {out}")
+
+
+def _direct_scores(E, method, q_words, idx, eps=1e-3):
+    """float64 scores of every candidate for one pair question, from the definitions."""
+    a, ap, b = (idx[w] for w in q_words)
+    if method == "3CosAdd":
+        t = E[ap] - E[a] + E[b]
+        return E @ (t / np.linalg.norm(t))
+    if method == "3CosMul":
+        s = lambda w: (E @ E[w] + 1) / 2  # noqa: E731
+        return s(ap) * s(b) / (s(a) + eps)
+    v = E[ap] - E[a]
+    v /= np.linalg.norm(v)
+    dist = np.sqrt(np.maximum(2 - 2 * (E @ E[b]), 0))
+    return (E @ v - E[b] @ v) / np.maximum(dist, 1e-12)
+
+
+def _set_scores(space, E, pairs, method, want, n_random=50, seed=0):
+    """float64 score rows of the set questions ``want`` (positions in ``pairs``), replaying the
+    engine's per-question draws of LRCos negatives."""
+    from embcompare.analogy import logistic_regression
+
+    known = [(space.index.get(a), space.ids(alts)) for a, alts in pairs]
+    train_all = [j for j, (ia, ap) in enumerate(known) if ia is not None and ap]
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i, (ib, ans) in enumerate(known):
+        if ib is None or not ans or len(train_all) - (i in train_all) == 0:
+            continue
+        train = [(known[j][0], known[j][1][0]) for j in train_all if j != i]
+        if method == "3CosAvg":
+            if i in want:
+                t = E[ib] + E[[ap for _, ap in train]].mean(0) - E[[a for a, _ in train]].mean(0)
+                out[i] = E @ (t / np.linalg.norm(t))
+            continue
+        pos = sorted({ap for _, ap in train})
+        neg = sorted({a for a, _ in train} - set(pos))
+        rand = rng.choice(len(space.words), size=min(n_random, len(space.words)), replace=False)
+        neg += [int(r) for r in rand if int(r) not in set(pos)]
+        if i in want:
+            w = logistic_regression(np.asarray(space.E)[pos + neg], np.r_[np.ones(len(pos)), np.zeros(len(neg))])
+            out[i] = 1 / (1 + np.exp(-(E @ w[:-1] + w[-1]))) * (E @ E[ib])
+    return out
+
+
+def compare(store: str, model: str, legacy_path: str) -> None:
+    import pyarrow.parquet as pq
+
+    from embcompare import analogy as new
+    from embcompare.store import join, read_embeddings
+
+    old = pq.read_table(legacy_path)
+    old_seconds = float(old.schema.metadata[b"seconds"])
+    old = old.to_pandas()
+    words, X = read_embeddings(join(store, "embeddings", model))
+    t0 = time.perf_counter()
+    space = new.Space.from_vectors(words, X)
+    got = list(new.answer_all(space, new.load_sections(["bats", "google"]), METHOD_ORDER))
+    seconds = time.perf_counter() - t0
+    E = np.asarray(space.E, dtype=np.float64)
+    idx = space.index
+    groups = {k: g for k, g in old.groupby(["dataset", "category", "method"], sort=False)}
+    stats = {m: {"n": 0, "same": 0, "gap": 0.0, "untied": 0} for m in METHOD_ORDER}
+    acc_diff = 0.0
+    acc = {}
+    for sec, answers in got:
+        pairs = sec.set_pairs
+        for m in METHOD_ORDER:
+            ans = answers[m]
+            o = groups[(sec.dataset, sec.category, m)]
+            pred = ans.predicted_words()
+            order = list(range(len(ans)))
+            if m in PAIR_METHODS:  # the old engine listed a section's OOV questions first
+                order = sorted(order, key=lambda i: not ans.oov[i])
+            pred = [pred[i] for i in order]
+            assert list(o["b"]) == [ans.questions[i].b for i in order], (sec.category, m)
+            diff = [k for k, (x, y) in enumerate(zip(o["predicted"], pred)) if x != y]
+            st = stats[m]
+            st["n"] += int((~o["oov"]).sum())
+            st["same"] += int((~o["oov"]).sum()) - len(diff)
+            rows = {}
+            if diff and m in SET_METHODS:
+                rows = _set_scores(space, E, pairs, m, {order[k] for k in diff})
+            for k in diff:
+                q = ans.questions[order[k]]
+                s = rows[order[k]] if m in SET_METHODS else _direct_scores(
+                    E, m, (q.a, space.ids(q.a_prime) and space.words[space.ids(q.a_prime)[0]], q.b), idx)
+                gap = abs(float(s[idx[o["predicted"].iloc[k]]]) - float(s[idx[pred[k]]]))
+                st["gap"] = max(st["gap"], gap)
+                st["untied"] += gap > 1e-5
+            n_ans = int((~o["oov"]).sum())
+            if n_ans:
+                a_old, a_new = o["correct"].sum() / n_ans, ans.correct.sum() / n_ans
+                acc_diff = max(acc_diff, abs(a_old - a_new))
+                t = acc.setdefault((sec.dataset, m), [0, 0, 0])
+                t[0] += n_ans
+                t[1] += int(o["correct"].sum())
+                t[2] += int(ans.correct.sum())
+    print(f"{model}: {len(space.words)} candidates; old engine {old_seconds:.1f} s (recorded by `legacy`), "
+          f"new engine {seconds:.1f} s (same questions, no word pairs)")
+    total_n = total_same = 0
+    for m, st in stats.items():
+        total_n += st["n"]
+        total_same += st["same"]
+        print(f"  {m:12s} {st['n']:7d} answered: same prediction {st['same'] / st['n']:.5%}, "
+              f"{st['n'] - st['same']} differ, largest score gap of a differing pair {st['gap']:.2e}, "
+              f"{st['untied']} over 1e-5")
+    print(f"  all methods  {total_n:7d} answered: same prediction {total_same / total_n:.5%}")
+    for (d, m), (n, c_old, c_new) in sorted(acc.items()):
+        print(f"  accuracy {d:6s} {m:12s} old {c_old / n:.4f} new {c_new / n:.4f}")
+    print(f"  largest accuracy difference of a (data set, section, method): {acc_diff:.4f}")
 
 
 def main() -> None:

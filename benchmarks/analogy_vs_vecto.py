@@ -108,17 +108,19 @@ def main() -> None:
             t_vecto = time.perf_counter() - t0
             t0 = time.perf_counter()
             if ours == "3CosAvg":
-                mine = answer_sets(space, [(w, alts) for w, alts in pairs], [ours])
+                mine = answer_sets(space, [(w, alts) for w, alts in pairs], [ours])[ours]
             else:
                 qs = [Question(x[0], x[1], y[0], y[1]) for x, y in product(pairs, pairs) if x[0] != y[0]]
-                mine = answer_pairs(space, qs, [ours])
+                mine = answer_pairs(space, qs, [ours])[ours]
             t_ours = time.perf_counter() - t0
-            got = {(m.question.a, m.question.b): m for m in mine if not m.oov}
+            got = {(q.a, q.b): (p, r, c) for q, p, r, c, o in zip(mine.questions, mine.predicted_words(),
+                                                                 mine.rank.tolist(), mine.correct.tolist(),
+                                                                 mine.oov.tolist()) if not o}
             both = sorted(set(ref) & set(got), key=str)
-            same_pred = sum(ref[k]["predictions"][0]["answer"] == got[k].predicted for k in both)
-            same_rank = sum(ref[k]["rank"] + 1 == got[k].rank for k in both)
+            same_pred = sum(ref[k]["predictions"][0]["answer"] == got[k][0] for k in both)
+            same_rank = sum(ref[k]["rank"] + 1 == got[k][1] for k in both)
             acc_ref = sum(ref[k]["rank"] == 0 for k in both) / max(len(both), 1)
-            acc_ours = sum(got[k].correct for k in both) / max(len(both), 1)
+            acc_ours = sum(got[k][2] for k in both) / max(len(both), 1)
             only = len(set(ref) ^ set(got))
             t = totals.setdefault(ours, [0, 0, 0])
             t[0] += len(both)

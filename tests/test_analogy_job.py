@@ -1,4 +1,5 @@
-"""jobs/analogy.py end to end on GloVe: result tables of the output contract, and clear errors."""
+"""jobs/analogy.py end to end on GloVe: result tables of the output contract, the same bytes on a
+rerun, and clear errors before any work."""
 import pyarrow.parquet as pq
 import pytest
 
@@ -13,6 +14,7 @@ def glove_store(tmp_path_factory):
 
 
 def test_results_and_questions_follow_the_contract(glove_store, tmp_path):
+    import os
     custom = tmp_path / "mini"
     custom.mkdir()
     (custom / "X01 [country - capital].txt").write_text("france\tparis\nitaly\trome\nspain\tmadrid/madrid_city\n")
@@ -36,6 +38,14 @@ def test_results_and_questions_follow_the_contract(glove_store, tmp_path):
     assert ws.loc["wordsim353", "n_pairs"] == 353 and ws.loc["simlex999", "n_pairs"] == 999
     assert 0.2 < ws.loc["wordsim353", "spearman"] < 0.8
     assert "glove_6b_50d" in proc.stdout
+    # A second run of the same config into another out_dir: byte-identical Parquet.
+    again = tmp_path / "again"
+    again.mkdir()
+    os.symlink(glove_store / "embeddings", again / "embeddings")
+    run_job("analogy.py", "models=[glove_6b_50d]", f"out_dir={again}",
+            f"analogy.datasets=[bats,google,mini:{custom}]", "analogy.methods=[3CosAdd,3CosAvg,LRCos]")
+    for rel in ("analogy/results.parquet", "analogy/questions/glove_6b_50d.parquet", "wordsim/results.parquet"):
+        assert (glove_store / rel).read_bytes() == (again / rel).read_bytes(), rel
 
 
 def test_malformed_data_set_names_file_and_line(glove_store, tmp_path):
@@ -45,3 +55,19 @@ def test_malformed_data_set_names_file_and_line(glove_store, tmp_path):
     proc = run_job("analogy.py", "models=[glove_6b_50d]", f"out_dir={glove_store}", f"analogy.datasets=[b:{bad}]",
                    check=False)
     assert proc.returncode != 0 and f"{bad / 'Z01 [x].txt'}:2" in proc.stderr
+
+
+@pytest.mark.parametrize("override, names", [
+    ("analogy.datasets=[goggle]", ["'goggle'", "bats, google", "NAME:/path"]),
+    ("analogy.methods=[3CosAdd,3CosMult]", ["3CosMult", "'3CosMul'", "'PairDistance'"]),
+    ("analogy.eps=0", ["analogy.eps", "greater than 0"]),
+    ("analogy.lrcos_random_negatives=-1", ["analogy.lrcos_random_negatives", "greater than or equal to 0"]),
+    ("+analogy.batch=512", ["unknown key 'analogy.batch'", "lrcos_random_negatives"]),
+    ("wordsim.datasets=[wordsim]", ["wordsim.datasets.0", "'simlex999'"]),
+])
+def test_bad_config_is_refused_before_any_work(tmp_path, override, names):
+    proc = run_job("analogy.py", "models=[glove_6b_50d]", f"out_dir={tmp_path / 'out'}", override, check=False)
+    assert proc.returncode != 0 and "error:" in proc.stderr
+    for n in names:
+        assert n in proc.stderr, (n, proc.stderr[-2000:])
+    assert not (tmp_path / "out" / "analogy").exists()  # nothing written, no Ray started
