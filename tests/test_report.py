@@ -2,6 +2,7 @@
 Chromium: every figure must load. Also: a broken image is caught, absent stages are skipped."""
 import contextlib
 import functools
+import html
 import http.server
 import json
 import re
@@ -96,7 +97,7 @@ def outputs(tmp_path_factory):
 def test_report_renders_with_every_image(outputs, tmp_path):
     proc = run_job("report.py", f"out_dir={outputs}", "report.neighbor_words=[abandon,aback,king]")
     index = outputs / "report" / "index.html"
-    html = index.read_text()
+    page = html.unescape(index.read_text())
     pngs = sorted(p.name for p in (outputs / "report" / "figures").glob("*.png"))
     # Every figure the brief asks for, for the stages that ran.
     for name in ["similarity_distributions", "mean_variance", "group_means", "group_distributions",
@@ -107,15 +108,18 @@ def test_report_renders_with_every_image(outputs, tmp_path):
     assert not broken(widths), f"broken images: {broken(widths)}"
     # Captions carry the counts read from the outputs.
     summary = json.loads((outputs / "similarity" / "glove_6b_50d" / "summary.json").read_text())
-    assert f"glove_6b_50d: {summary['n_pairs']:,} pairs of {summary['n_words']:,} words" in html
+    assert f"glove_6b_50d: {summary['n_pairs']:,} pairs of {summary['n_words']:,} words" in page
+    res = pd.read_parquet(outputs / "analogy" / "results.parquet")
+    glove = res[res["model"] == "glove_6b_50d"].groupby("method")["n_answered"].sum()
+    assert glove.max() > 0 and f"{glove.max():,} answered" in page
     ws = pd.read_parquet(outputs / "wordsim" / "results.parquet")
-    assert f"{ws['spearman'].iloc[0]:.3f}" in html
+    assert f"{ws['spearman'].iloc[0]:.3f}" in page
     nb = pd.read_parquet(outputs / "similarity" / "sbert_minilm" / "neighbors.parquet")
     first = nb[(nb["word"] == "abandon") & (nb["rank"] == 1)].iloc[0]
-    assert f"{first['neighbor']} ({first['cosine']:.2f})" in html
-    assert "Not in any model's neighbour table: king" in html
+    assert f"{first['neighbor']} ({first['cosine']:.2f})" in page
+    assert "Not in any model's neighbour table: king" in page
     # No contextual stage ran: its section says so instead of failing.
-    assert "Skipped:" in html and "contextual/results.parquet is absent" in html
+    assert "Skipped:" in page and "contextual/results.parquet is absent" in page
     assert "report:" in proc.stdout
 
 
@@ -139,10 +143,10 @@ def test_absent_stages_are_skipped_not_fatal(tmp_path):
     out = tmp_path / "empty"
     out.mkdir()
     run_job("report.py", f"out_dir={out}")
-    html = (out / "report" / "index.html").read_text()
+    page = (out / "report" / "index.html").read_text()
     for stage in ["similarity", "analogy", "wordsim", "contextual"]:
-        assert f"{stage}/" in html
-    assert html.count('class="skipped"') == 8  # every section
+        assert f"{stage}/" in page
+    assert page.count('class="skipped"') == 8  # every section
     assert not list((out / "report").glob("figures/*.png"))
 
 
