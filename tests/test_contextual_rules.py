@@ -129,6 +129,15 @@ def test_exclamations_by_hand(nlp):
     assert render(doc, syn.exclamations(doc)[0][0], 1).text == "how quiet the room was!"
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("a remarkable sight", "a sight that is remarkable"),
+    ("an old man sat on the bench", "a man that was old sat on the bench"),
+    ("an indefinable feeling of terror", "a feeling of terror that is indefinable"),
+])
+def test_relative_clause_by_hand(nlp, text, expected):
+    assert _apply(nlp, syn.adjective_to_relative, text) == (expected, "relative_clause")
+
+
 def test_articles_follow_the_next_word():
     assert fix_articles([(0, "a"), (None, "apple")])[0][1] == "an"
     assert fix_articles([(0, "An"), (None, "unit")])[0][1] == "A"
@@ -244,7 +253,8 @@ def test_paraphrase_swaps_two_words_and_changes_structure(generated):
             gone = Counter(r.original.text.lower().split()) - Counter(v.text.lower().replace(",", "").split())
             content = [w for w in gone if w not in ("a", "an", "the")]
             assert len(content) >= 2, (r.original.text, v.text)
-            assert "by" in v.text.split() or "," in v.text
+            # the structural change's mark: passive 'by', fronting comma, relative 'that'
+            assert {"by", "that"} & set(v.text.split()) or "," in v.text
 
 
 def test_polysemy_variants_are_other_senses_examples(generated, wordnet):

@@ -161,11 +161,12 @@ def _task_variants(task: str, doc, a: int, forms: set[str], lex: Lexicon, rng: r
 
 def paraphrases(doc, a: int, forms: set[str], lex: Lexicon, max_variants: int) -> list[tuple[list[Piece], str]]:
     """Rule-based paraphrase: every swappable content word (at least two, never the anchor)
-    replaced by a WordNet synonym, plus one structural change (passive, else fronting)."""
+    replaced by a WordNet synonym, plus one structural change: passive, else fronting of a
+    final adverbial, else an adjective turned into a relative clause."""
     subs_list = synonym_sets(doc, a, forms, lex, max_variants)
     out = []
     reasons = []
-    for structure in (syn.passive, syn.front_adverbial):
+    for structure in (syn.passive, syn.front_adverbial, syn.adjective_to_relative):
         for subs in subs_list:
             try:
                 pieces, rule = structure(doc, subs)

@@ -394,3 +394,38 @@ def jumbles(doc, anchor_i: int, rng: random.Random, n: int) -> list[list[Piece]]
         pieces = [(where.get(t.i, t.i), doc[where.get(t.i, t.i)].text) for t in doc]
         out.append(fix_sentence_case(doc, pieces))
     return out
+
+
+# ---------------------------------------------------------------- relative clause
+def adjective_to_relative(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]:
+    """Move an adjective in front of a noun into a relative clause after the noun phrase
+    ('a remarkable sight' -> 'a sight that is remarkable'); 'be' in the main clause's tense
+    (present for fragments) and the noun's number."""
+    subs = subs or {}
+    roots = [t for t in doc if t.dep_ == "ROOT"]
+    past = bool(roots) and (roots[0].tag_ == "VBD" or any(
+        c.dep_ in ("aux", "auxpass") and c.tag_ == "VBD" for c in roots[0].children))
+    for adj in doc:
+        if adj.dep_ != "amod" or adj.tag_ != "JJ" or adj.i > adj.head.i or adj.head.pos_ not in ("NOUN", "PROPN"):
+            continue
+        noun = adj.head
+        if any(w.dep_ in ("compound", "amod", "nmod") and adj.i < w.i < noun.i for w in doc):
+            continue  # 'a big red car', 'the DNA sequence': keep the simple cases
+        right = [w for w in noun.subtree if w.i > noun.i]
+        if any(w.pos_ in ("VERB", "AUX") or w.is_punct for w in right) or (right and right[0].lower_ != "of"):
+            continue  # 'a grip for an old man that is strong' would misattach
+        moved = {w.i for w in adj.subtree}
+        if max(moved) >= noun.i:
+            continue
+        end = max([noun.i] + [w.i for w in right])
+        plural = noun.tag_ in ("NNS", "NNPS")
+        be = ("were" if plural else "was") if past else ("are" if plural else "is")
+        pieces: list[Piece] = []
+        for t in doc:
+            if t.i in moved:
+                continue
+            pieces.append((t.i, text_of(t, subs)))
+            if t.i == end:
+                pieces += [(None, "that"), (None, be)] + [(w.i, text_of(w, subs)) for w in adj.subtree]
+        return fix_articles(fix_sentence_case(doc, pieces)), "relative_clause"
+    raise Skip("no adjective before a noun")
