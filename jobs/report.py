@@ -99,6 +99,7 @@ def load_inputs(out_dir: str, models: list[str] | None):
     inp.analogy = only(table(j("analogy", "results.parquet")))
     inp.wordsim = only(table(j("wordsim", "results.parquet")))
     inp.contextual = only(table(j("contextual", "results.parquet")))
+    inp.contextual_comparisons = table(j("contextual", "comparisons.parquet"))
     names = ", ".join(models) or "no model"
     for stage, present, path, job in [
             ("embeddings", inp.manifests, j("embeddings", "<model>", "manifest.json"), "jobs/extract.py"),

@@ -168,6 +168,27 @@ def test_contextual_figure_and_caption_from_its_table():
     assert all(len(ax.patches) == 4 for ax in axes)
 
 
+def test_contextual_figure_shows_one_layer_per_model():
+    """With several token layers per model, the figure shows the layer the model comparison used
+    (comparisons.parquet), the table every layer."""
+    from embcompare.report import ReportInputs, build_sections
+
+    rows = [{"model": m, "task": "negation", "level": "token", "layer": ly, "measure": "AICV", "n": 10,
+             "mean": mean, "std": 0.01}
+            for m, layers in [("glove_6b_50d", [("static", 0.0)]), ("sbert_minilm", [("-1", 0.3), ("input_table", 0.9)])]
+            for ly, mean in layers]
+    cmp = pd.DataFrame([{"task": "negation", "measure": "AICV", "level": "token", "model_a": "glove_6b_50d",
+                         "model_b": "sbert_minilm", "layer_a": "static", "layer_b": "input_table"}])
+    secs = build_sections(ReportInputs(contextual=pd.DataFrame(rows), contextual_comparisons=cmp), [])
+    ctx = next(s for s in secs if s.title == "Contextual measures")
+    fig = next(it for it in ctx.items if it.figure is not None)
+    bars = sorted(round(p.get_height(), 3) for p in fig.figure.axes[0].patches)
+    assert bars == [0.0, 0.9]  # MiniLM's input_table layer, as compared; not its -1 layer
+    assert "sbert_minilm token: input_table" in fig.caption
+    table = next(it for it in ctx.items if it.table is not None).table
+    assert table.count("<tr>") == 1 + 3  # header + every layer
+
+
 def test_unknown_report_key_is_refused(tmp_path):
     proc = run_job("report.py", f"out_dir={tmp_path}", "+report.neigbor_words=[x]", check=False)
     assert proc.returncode != 0

@@ -29,6 +29,7 @@ class ReportInputs:
     analogy: pd.DataFrame | None = None
     wordsim: pd.DataFrame | None = None
     contextual: pd.DataFrame | None = None
+    contextual_comparisons: pd.DataFrame | None = None
     absent: dict[str, str] = field(default_factory=dict)
 
 
@@ -223,20 +224,51 @@ def neighbors_section(inputs: ReportInputs, words: Sequence[str], k: int, fallba
     return s
 
 
+def compared_layers(results: pd.DataFrame, comparisons: pd.DataFrame | None) -> dict[tuple[str, str], str]:
+    """(model, level) -> the one layer the figure shows: the layer the model comparison used
+    (comparisons.parquet), else the last hidden layer ('-1'), else the only or first one."""
+    chosen: dict[tuple[str, str], str] = {}
+    if comparisons is not None and {"layer_a", "layer_b", "level"} <= set(comparisons.columns):
+        for r in comparisons.itertuples(index=False):
+            chosen.setdefault((r.model_a, r.level), str(r.layer_a))
+            chosen.setdefault((r.model_b, r.level), str(r.layer_b))
+    for (m, level), g in results.groupby(["model", "level"], sort=False):
+        layers = list(dict.fromkeys(g["layer"].astype(str)))
+        if (m, level) not in chosen or chosen[(m, level)] not in layers:
+            chosen[(m, level)] = next((x for x in ("-1", "last") if x in layers), layers[0])
+    return chosen
+
+
 def contextual_section(inputs: ReportInputs) -> Section:
     s = Section("Contextual measures")
     c = inputs.contextual
     if c is None or c.empty:
         return _skip(s, inputs, "contextual", "contextual results")
+    c = c[c["n"] > 0]
+    if c.empty:
+        s.notes.append("contextual/results.parquet has no measure with a value (n = 0 everywhere).")
+        return s
+    table_cols = ["model", "task", "level", "measure", "n", "mean", "std"]
+    layer_note = ""
+    if "layer" in c.columns:
+        table_cols.insert(3, "layer")
+        chosen = compared_layers(c, inputs.contextual_comparisons)
+        all_rows = c
+        c = c[[chosen[(m, lv)] == str(ly) for m, lv, ly in zip(c["model"], c["level"], c["layer"])]]
+        if len(c) < len(all_rows):
+            layer_note = (" One layer per model and level: " + "; ".join(
+                f"{m} {lv}: {ly}" for (m, lv), ly in chosen.items()) + " (every layer in the table below).")
+        table = all_rows
+    else:
+        table = c
     tasks = list(dict.fromkeys(c["task"]))
     cap = (f"Mean (+- std) of each contextual measure per task and model (contextual/results.parquet): "
            f"{len(tasks)} tasks, {_span(c['n'].tolist())} anchor words or sentence pairs per bar; AICV = 1 - mean "
            f"cosine between an anchor's contextual embeddings, ACD = mean (1 - cosine to its decontextualised "
-           f"embedding), SMV = 1 - mean cosine between original and varied sentences.")
+           f"embedding), SMV = 1 - mean cosine between original and varied sentences.{layer_note}")
     s.items.append(Item("contextual", cap, figure=F.contextual_measures(c)))
-    s.items.append(Item("contextual_table", "The same numbers (contextual/results.parquet).",
-                        table=html_table(c[["model", "task", "level", "measure", "n", "mean", "std"]],
-                                         {"mean": ".4f", "std": ".4f"})))
+    s.items.append(Item("contextual_table", "The numbers (contextual/results.parquet).",
+                        table=html_table(table[table_cols], {"mean": ".4f", "std": ".4f"})))
     return s
 
 
