@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, run_job
+from test_pipeline_s3 import BUCKET, s3_env  # noqa: F401 - the moto server fixture
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 MAX_WORDS = 300
@@ -121,6 +122,33 @@ def test_report_renders_with_every_image(outputs, tmp_path):
     # No contextual stage ran: its section says so instead of failing.
     assert "Skipped:" in page and "contextual/results.parquet is absent" in page
     assert "report:" in proc.stdout
+
+
+def test_report_from_an_object_store(outputs, s3_env, tmp_path):
+    """out_dir=s3://...: the same page and the same figures as from the local folder."""
+    import pyarrow.fs as pafs
+
+    s3 = pafs.S3FileSystem(endpoint_override=s3_env["AWS_ENDPOINT_URL"], access_key="test", secret_key="test",
+                           region="us-east-1", scheme="http")
+    prefix = f"{BUCKET}/report-test"
+    for stage in ("embeddings", "similarity", "analogy", "wordsim"):
+        pafs.copy_files(str(outputs / stage), f"{prefix}/{stage}", source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=s3)
+    words = "report.neighbor_words=[abandon,aback,king]"
+    run_job("report.py", f"out_dir=s3://{prefix}", words, env=s3_env)
+    local = tmp_path / "local"
+    shutil.copytree(outputs, local, ignore=shutil.ignore_patterns("report", "logs"))
+    run_job("report.py", f"out_dir={local}", words)
+    with s3.open_input_stream(f"{prefix}/report/index.html") as f:
+        remote_page = f.read().decode()
+    assert remote_page.replace(f"s3://{prefix}", "OUT") == (local / "report" / "index.html").read_text().replace(
+        str(local), "OUT")
+    names = sorted(p.name for p in (local / "report" / "figures").glob("*.png"))
+    listed = s3.get_file_info(pafs.FileSelector(f"{prefix}/report/figures"))
+    assert sorted(i.base_name for i in listed) == names
+    for n in names:
+        with s3.open_input_stream(f"{prefix}/report/figures/{n}") as f:
+            assert f.read() == (local / "report" / "figures" / n).read_bytes(), n
 
 
 def test_a_broken_image_is_caught(tmp_path):
