@@ -206,7 +206,7 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
         raise SystemExit(f"error: {e}") from None
     elapsed = time.time() - started
     if missing:
-        log.info("%s: %d words missing (the model lacks them, or they exceed its context), e.g. %s", key,
+        log.info("%s: %d words missing (the model lacks them or cannot represent them whole), e.g. %s", key,
                  len(missing), [w[:40] for w in missing[:5]])
     manifest = {
         "model": key, "identity": identity, "dim": dim, "key": key_hash,

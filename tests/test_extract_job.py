@@ -79,8 +79,9 @@ def test_killed_job_resumes_on_another_worker_count_to_identical_files(tmp_path)
     compare bytes with an uninterrupted run."""
     out = tmp_path / "killed"
     model_dir = out / "embeddings" / "sbert_minilm"
+    # One torch thread per worker in every run: the worker count changes, the arithmetic does not.
     args = ["model=sbert_minilm", f"vocab.max_words={N}", "extract.shard_size=100", "ray.num_cpus=2",
-            "extract.evaluation_words=false"]
+            "extract.evaluation_words=false", "workers.cpus=1"]
     cmd = [sys.executable, str(ROOT / "jobs" / "extract.py"), *args, "workers.num=2", f"out_dir={out}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -95,7 +96,7 @@ def test_killed_job_resumes_on_another_worker_count_to_identical_files(tmp_path)
     (model_dir / f"{store.TMP_PREFIX}999-part-000001900-000002000.parquet").write_bytes(b"half a file")
 
     rerun = run_job("extract.py", *args, "workers.num=1", f"out_dir={out}")
-    assert f"{N // 100 - done_before} of {N // 100} shards to embed (1 workers" in rerun.stdout + rerun.stderr
+    assert f"{N // 100 - done_before} of {N // 100} shards to embed (1 workers x 1 CPU" in rerun.stdout + rerun.stderr
     fresh = tmp_path / "fresh"
     run_job("extract.py", *args, f"out_dir={fresh}")
     assert _shards(model_dir) == _shards(fresh / "embeddings" / "sbert_minilm")
@@ -304,16 +305,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two raylets to start: about 30 s on an idle machine
 def test_a_submitted_job_joins_the_cluster_in_ray_address_with_one_worker_per_node(tmp_path):
     """A two-node CPU-only cluster (two raylets on this machine), as `ray job submit` leaves it
     to its driver: RAY_ADDRESS set, ray.address null. The job joins it (ray.num_cpus, which Ray
     would refuse there, is left out) and runs one worker per node."""
+    import shutil
+    import tempfile
+
     ray_bin = str(Path(sys.executable).parent / "ray")
     port = _free_port()
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     common = ["--block", "--num-cpus=1", "--disable-usage-stats"]
     procs = [subprocess.Popen([ray_bin, "start", "--head", f"--port={port}", "--include-dashboard=false",
-                               f"--temp-dir={tmp_path / 'ray'}", *common], env=env, stdout=subprocess.DEVNULL,
+                               f"--temp-dir={temp_dir}", *common], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, start_new_session=True)]
     try:
         address = f"127.0.0.1:{port}"
@@ -338,6 +344,7 @@ def test_a_submitted_job_joins_the_cluster_in_ray_address_with_one_worker_per_no
             os.killpg(p.pid, signal.SIGTERM)
         for p in procs:
             p.wait(timeout=60)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _nodes(ray_bin: str, address: str, env: dict) -> str:

@@ -80,12 +80,13 @@ class Embedder(Protocol):
     dim: int
 
     def identity(self) -> dict[str, Any]:
-        """Everything that changes the vectors: model id, revision or file sha256,
-        pooling, layer, template, dtype. Goes into the manifest and the shard key."""
+        """Everything that changes the vectors: model id, resolved Hub commit or file sha256,
+        endpoint (APIs), pooling, layer, template, dtype. Goes into the manifest and the work key."""
         ...
 
     def embed(self, words: Sequence[str]) -> Embedded:
-        """Embed ``words``; a word the model lacks goes to ``missing``, never a made-up vector."""
+        """Embed ``words``; a word the model lacks, or cannot represent whole (longer than its
+        context, only unknown tokens), goes to ``missing``, never a made-up vector."""
         ...
 
 
