@@ -81,7 +81,8 @@ def replacements(doc, anchor_i: int, anchor_forms: set[str], lex: Lexicon, kind:
         pos = UPOS_TO_WN[t.pos_]
         cands = lex.synonyms(lemma, pos) if kind == "synonym" else lex.antonyms(lemma, pos)
         # A replacement that inflects to the anchor or to the word itself changes nothing useful.
-        cands = [c for c in cands if inflect_word(c, t.tag_).lower() not in anchor_forms | {t.lower_}]
+        cands = [c for c in cands if inflect_word(c, t.tag_).lower() not in anchor_forms | {t.lower_}
+                 and not (pos == "n" and c.endswith("ing") and t.tag_ == "NNS")]  # 'communicatings'
         if cands:
             out.append((t.i, cands))
     return out

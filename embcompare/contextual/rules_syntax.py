@@ -26,6 +26,10 @@ FULL_MODAL = {"'ll": "will", "'d": "would", "ca": "can", "wo": "will", "sha": "s
 ADVERBIAL_PREPS = {"in", "at", "during", "after", "before", "since", "until", "throughout", "within",
                    "near", "inside", "outside", "despite", "without", "across", "under", "behind"}
 INTENSIFIERS = {"very", "so", "really", "quite", "extremely", "too", "rather", "pretty", "most"}
+# Adjectives that only stand before a noun, never after 'is'.
+ATTRIBUTIVE_ONLY = {"certain", "such", "whole", "entire", "main", "only", "former", "latter", "next", "last",
+                    "first", "mere", "sheer", "chief", "principal", "utter", "total", "particular",
+                    "several", "various", "same", "other", "own", "many", "few", "much", "little"}
 WH_WORDS = {"who", "whom", "what", "which", "that", "whose", "where", "when", "why", "how"}
 # Verbs that take an object but do not passivise ("a car is had by him").
 NO_PASSIVE = {"have", "be", "lack", "resemble", "cost", "weigh", "fit", "suit", "become", "get",
@@ -362,8 +366,9 @@ def front_adverbial(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece
         if c.i > cl.root.i and c.dep_ in ("prep", "advmod", "npadvmod") and max(w.i for w in c.subtree) == last:
             sub = [w.i for w in c.subtree]
             # 'amounted to X', 'consists of X': a verb's own preposition does not front.
-            if c.dep_ == "prep" and (len(sub) < 2 or c.lower_ not in ADVERBIAL_PREPS):
-                continue
+            if c.dep_ == "prep" and (len(sub) < 2 or c.lower_ not in ADVERBIAL_PREPS
+                                     or not any(g.dep_ == "pobj" for g in c.children)):
+                continue  # 'succeeded in neutralizing X' is the verb's own complement
             rest = [t for t in body if t.i not in sub]
             if rest and rest[-1].text == ",":
                 rest = rest[:-1]
@@ -408,6 +413,8 @@ def adjective_to_relative(doc, subs: dict[int, str] | None = None) -> tuple[list
     for adj in doc:
         if adj.dep_ != "amod" or adj.tag_ != "JJ" or adj.i > adj.head.i or adj.head.pos_ not in ("NOUN", "PROPN"):
             continue
+        if adj.is_stop or adj.lower_ in ATTRIBUTIVE_ONLY:
+            continue  # 'times that were several', 'the reason that is main' are not English
         noun = adj.head
         if any(w.dep_ in ("compound", "amod", "nmod") and adj.i < w.i < noun.i for w in doc):
             continue  # 'a big red car', 'the DNA sequence': keep the simple cases
