@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT, run_job
+from conftest import ROOT
 from embcompare import store
 from embcompare.vocab import VocabFilter, load_words
 
@@ -49,10 +49,21 @@ def ray_up():
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory):
+def embedded(tmp_path_factory, glove_cfg, minilm_cfg):
+    """An embeddings store of the first MAX_WORDS WordNet words, embedded in this process by the
+    real models and written in the store's format (one shard and a manifest per model): what
+    jobs/extract.py writes (tested in test_extract_job.py), without a second Ray start-up."""
+    from embcompare.embedders import build_embedder
+
     out = tmp_path_factory.mktemp("sim")
-    run_job("extract.py", "model=[glove_6b_50d,sbert_minilm]", f"vocab.max_words={MAX_WORDS}",
-            "extract.evaluation_words=false", f"out_dir={out}")
+    words = load_words(filt=VocabFilter(max_words=MAX_WORDS))
+    for cfg in (glove_cfg, minilm_cfg):
+        e = build_embedder(cfg).embed(words)
+        d = store.join(str(out), "embeddings", cfg["name"])
+        key = f"{cfg['name']}-test-{len(words)}"
+        store.write_shard(store.join(d, store.shard_name(0, len(words))),
+                          store.embeddings_table(e.words, e.vectors, e.n_tokens), key, e.missing)
+        store.write_json(store.join(d, "manifest.json"), {"model": cfg["name"], "key": key})
     return out
 
 
