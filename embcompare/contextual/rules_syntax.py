@@ -413,7 +413,7 @@ def adjective_to_relative(doc, subs: dict[int, str] | None = None) -> tuple[list
     for adj in doc:
         if adj.dep_ != "amod" or adj.tag_ != "JJ" or adj.i > adj.head.i or adj.head.pos_ not in ("NOUN", "PROPN"):
             continue
-        if adj.is_stop or adj.lower_ in ATTRIBUTIVE_ONLY:
+        if adj.is_stop or not adj.is_alpha or adj.lower_ in ATTRIBUTIVE_ONLY:
             continue  # 'times that were several', 'the reason that is main' are not English
         noun = adj.head
         if any(w.dep_ in ("compound", "amod", "nmod") and adj.i < w.i < noun.i for w in doc):
