@@ -214,7 +214,8 @@ def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha:
     actors, pending = {}, {}
     for m, tasks in todo.items():
         actors[m] = Worker.remote(model_cfgs[m], layers, c.batch_size, int(cpus))
-        for t in tasks:
+        # small tasks first: finished parts come early, so a stopped run has kept the most
+        for t in sorted(tasks, key=lambda t: sum(1 + len(r.variants) for r in by_task[t])):
             pending[actors[m].run_task.remote(t, by_task[t])] = (m, t)
     left = {m: len(ts) for m, ts in todo.items()}
     total = sum(sum(1 + len(r.variants) for r in by_task[t]) for ts in todo.values() for t in ts)
