@@ -11,7 +11,7 @@ def _write(d, name, words, vecs, key="k", missing=()):
 def test_round_trip_and_metadata(tmp_path):
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal((2, 4)).astype(np.float32)
-    # Rows 0-3 and 4-5: the names sort in row order (10 > 4 as numbers, not as text).
+    # Rows 0-3 and 4-9, written in the other order: read back in row order (zero-padded names).
     _write(tmp_path, store.shard_name(4, 10), ["u", "v"], b)
     _write(tmp_path, store.shard_name(0, 4), ["x", "y", "z"], a, missing=["q"])
     words, m = store.read_embeddings(tmp_path)

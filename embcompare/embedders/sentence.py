@@ -8,7 +8,7 @@ from typing import Any, Literal, Mapping, Sequence
 import numpy as np
 from pydantic import Field, model_validator
 
-from .base import Embedded, ModelConfigError, ModelOptions, file_sha256, hub_commit, options, resolve_path
+from .base import Embedded, ModelOptions, file_sha256, hub_commit, options, resolve_path
 
 
 class SentenceTransformerOptions(ModelOptions):
