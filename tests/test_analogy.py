@@ -5,7 +5,7 @@ import pytest
 
 from embcompare.analogy import (Question, Space, answer_pairs, answer_section, answer_sets, logistic_regression,
                                 pair_questions, summarize)
-from embcompare.analogy.sweep import ADD, MUL, PD, PLAIN, sweep, sweep_arrays
+from embcompare.analogy.sweep import ADD, MUL, PD, PLAIN, Plan, sweep, sweep_arrays
 
 
 def space_of(vectors: dict) -> Space:
@@ -192,7 +192,7 @@ def test_numba_pass_equals_the_array_pass(mode):
     excluded = [sorted(set(rng.integers(0, V, rng.integers(1, 6)).tolist())) for _ in qp]
     answers = [rng.integers(0, V, rng.integers(1, 4)).tolist() for _ in qp]
     answers[0] = excluded[0][:1]  # every answer excluded: the rank counts every candidate left
-    arg, rank = sweep(np, P, B, qp, qb, c, mode, excluded, answers)
+    arg, rank = sweep(np, P, B, c, mode, Plan(qp, qb, excluded, answers))
     ans_left = [sorted(set(a) - set(e)) for a, e in zip(answers, excluded)]
     arg2, rank2 = sweep_arrays(np, P, B, qp, qb, c, mode, excluded, ans_left)
     hit = np.array([a in set(x) for a, x in zip(arg2.tolist(), ans_left)], dtype=bool)
@@ -217,7 +217,7 @@ def test_chunk_edges_do_not_change_the_answer():
     P[0, CHUNK] = 4      # the prediction
     P[0, 2 * CHUNK] = 3  # above the answer
     P[0, V - 1] = 2      # the answer
-    arg, rank = sweep(np, P, B, [0], [0], [0], ADD, [[CHUNK - 1]], [[V - 1]])
+    arg, rank = sweep(np, P, B, [0], ADD, Plan([0], [0], [[CHUNK - 1]], [[V - 1]]))
     assert arg[0] == CHUNK and rank[0] == 3
 
 

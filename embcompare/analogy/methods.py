@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .space import PAIR_METHODS, SET_METHODS, Answers, Question, Space
-from .sweep import ADD, MUL, PD, PLAIN, sweep
+from .sweep import ADD, MUL, PD, PLAIN, Plan, sweep
 
 
 @dataclass
@@ -52,12 +53,12 @@ def _empty(method: str, questions: list[Question], words) -> Answers:
                    np.zeros(n, dtype=bool), np.ones(n, dtype=bool), words)
 
 
-def _fill(out: Answers, ok: Sequence[int], arg: np.ndarray, rank: np.ndarray, answers: Sequence[Sequence[int]]):
+def _fill(out: Answers, ok: Sequence[int], arg: np.ndarray, rank: np.ndarray, plan: Plan):
     ok = np.asarray(ok, dtype=np.int64)
     out.predicted[ok] = arg
     out.rank[ok] = rank
     out.oov[ok] = False
-    out.correct[ok] = [int(p) in set(a) for p, a in zip(arg.tolist(), answers)]
+    out.correct[ok] = plan.hits(arg)
 
 
 def pair_words(space: Space, questions: Sequence[Question]) -> list[int]:
@@ -101,7 +102,7 @@ def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[
     qp = np.array([pair_of.setdefault(k, len(pair_of)) for k in zip(a_, ap_)], dtype=np.int64)
     pairs = list(pair_of)
     ra, rap = table.row([a for a, _ in pairs]), table.row([ap for _, ap in pairs])
-    qb = table.row(b_)
+    plan = Plan(qp, table.row(b_), excluded, answers)
     D = S[xp.asarray(rap)] - S[xp.asarray(ra)]
     for m in methods:
         c = np.zeros(len(ok), dtype=np.float32)
@@ -120,8 +121,8 @@ def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[
 
             c = to_numpy(P[xp.asarray(qp), xp.asarray(np.array(b_))]).astype(np.float32)
             mode = PD
-        arg, rank = sweep(xp, P, B, qp, qb, c, mode, excluded, answers)
-        _fill(out[m], ok, arg, rank, answers)
+        arg, rank = sweep(xp, P, B, c, mode, plan)
+        _fill(out[m], ok, arg, rank, plan)
     return out
 
 
@@ -159,6 +160,7 @@ def answer_sets(space: Space, pairs: Sequence[tuple[str, Sequence[str]]], method
     excluded = [[b] for b in ib]
     trains = [[(known[j][0], known[j][1][0]) for j in train_all if j != i] for i in ok]
     qi = np.arange(len(ok), dtype=np.int64)
+    plan = Plan(qi, qi, excluded, answers)
     zero = np.zeros(len(ok), dtype=np.float32)
     for m in methods:
         if m == "3CosAvg":
@@ -173,13 +175,16 @@ def answer_sets(space: Space, pairs: Sequence[tuple[str, Sequence[str]]], method
             rng = np.random.default_rng(seed)
             L = np.zeros((len(ok), E.shape[1]), dtype=np.float32)
             l0 = np.zeros(len(ok), dtype=np.float32)
-            for k, train in enumerate(trains):
-                L[k], l0[k] = _lrcos_classifier(space, train, rng, n_random_negatives)
+            # One BLAS thread: the fits' vector operations are tiny, and OpenBLAS threads waking
+            # for each of them cost more than the fit (10x on a busy machine).
+            with threadpool_limits(limits=1, user_api="blas"):
+                for k, train in enumerate(trains):
+                    L[k], l0[k] = _lrcos_classifier(space, train, rng, n_random_negatives)
             logits = xp.asarray(L) @ E.T + xp.asarray(l0)[:, None]
             scores = (1 / (1 + xp.exp(-logits))) * S[xp.asarray(table.row(ib))]
         scores = scores.astype(np.float32, copy=False)
-        arg, rank = sweep(xp, scores, scores, qi, qi, zero, PLAIN, excluded, answers)
-        _fill(out[m], ok, arg, rank, answers)
+        arg, rank = sweep(xp, scores, scores, zero, PLAIN, plan)
+        _fill(out[m], ok, arg, rank, plan)
     return out
 
 
@@ -202,19 +207,30 @@ def _lrcos_classifier(space: Space, train: list[tuple[int, int]], rng: np.random
 def logistic_regression(X: np.ndarray, y: np.ndarray, C: float = 1.0, max_iter: int = 1000,
                         tol: float = 1e-4) -> np.ndarray:
     """Weights and intercept (last) of scikit-learn's ``LogisticRegression(C, max_iter, tol)``
-    (lbfgs, L2) fitted on float32 ``X`` and 0/1 ``y``: the same objective and the same
-    L-BFGS-B call it makes, without its per-fit input checks, which cost as much as the fit
-    on LRCos's small training sets (tests compare the two)."""
+    (lbfgs, L2 on the weights only): its objective, mean log-loss + ||w||^2 / (2 C n), and its
+    L-BFGS-B call, from zero, with the same options. The objective is evaluated here in
+    float64 NumPy rather than through scikit-learn's per-fit input checks and loss objects,
+    which cost several times the fit on LRCos's small training sets (tests compare the two)."""
     from scipy import optimize
-    from sklearn._loss.loss import HalfBinomialLoss
-    from sklearn.linear_model._linear_loss import LinearModelLoss
+    from scipy.special import expit, log_expit
 
-    X = np.ascontiguousarray(X)
-    loss = LinearModelLoss(base_loss=HalfBinomialLoss(), fit_intercept=True)
-    res = optimize.minimize(loss.loss_gradient, np.zeros(X.shape[1] + 1, dtype=X.dtype), method="L-BFGS-B",
-                            jac=True, args=(X, y.astype(X.dtype), None, 1.0 / (C * X.shape[0]), 1),
-                            options={"maxiter": max_iter, "maxls": 50, "gtol": tol,
-                                     "ftol": 64 * np.finfo(float).eps})
+    Xd = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    n = Xd.shape[0]
+    l2 = 1.0 / (C * n)
+
+    def loss_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
+        raw = Xd @ w[:-1] + w[-1]
+        # log(1 + e^raw) - y raw, written without overflow: -log_expit(-raw) = log(1 + e^raw)
+        loss = float(np.mean(-log_expit(-raw) - y * raw)) + 0.5 * l2 * float(w[:-1] @ w[:-1])
+        r = (expit(raw) - y) / n
+        g = np.empty_like(w)
+        g[:-1] = Xd.T @ r + l2 * w[:-1]
+        g[-1] = r.sum()
+        return loss, g
+
+    res = optimize.minimize(loss_grad, np.zeros(Xd.shape[1] + 1), method="L-BFGS-B", jac=True,
+                            options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
     return res.x
 
 

@@ -144,34 +144,48 @@ def _csr(lists: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
     return ptr, idx
 
 
-def sweep(xp: ModuleType, P, B, qp: np.ndarray, qb: np.ndarray, c: np.ndarray, mode: int,
-          excluded: Sequence[Sequence[int]], answers: Sequence[Sequence[int]],
-          batch_bytes: int = 1 << 28) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted candidate, rank of the best answer) per question, as NumPy int64 arrays.
+class Plan:
+    """The questions of a pass, indexed once for every method that scores them: each one's P
+    row ``qp``, B row ``qb``, excluded candidates and listed answers (excluded ones dropped)."""
 
-    ``P`` (pair rows x candidates) and ``B`` (b rows x candidates) are float32 arrays of ``xp``;
-    ``qp``, ``qb``, ``c``: each question's P row, B row and scalar; ``excluded``: candidates
-    that may not be predicted; ``answers``: the listed answers (excluded ones are ignored).
-    """
-    qp = np.asarray(qp, dtype=np.int64)
-    qb = np.asarray(qb, dtype=np.int64)
+    def __init__(self, qp: Sequence[int], qb: Sequence[int], excluded: Sequence[Sequence[int]],
+                 answers: Sequence[Sequence[int]]):
+        self.qp = np.asarray(qp, dtype=np.int64)
+        self.qb = np.asarray(qb, dtype=np.int64)
+        self.excluded = [sorted(set(e)) for e in excluded]
+        self.answers = [sorted(set(a).difference(e)) for a, e in zip(answers, self.excluded)]
+        self.order = np.argsort(self.qp, kind="stable")  # groups of questions sharing a P row
+        starts = np.flatnonzero(np.r_[True, self.qp[self.order][1:] != self.qp[self.order][:-1]]) if len(qp) else []
+        self.g_ptr = np.r_[starts, len(self.qp)].astype(np.int64)
+        self.ex_ptr, self.ex_idx = _csr(self.excluded)
+        self.an_ptr, self.an_idx = _csr(self.answers)
+
+    def __len__(self) -> int:
+        return len(self.qp)
+
+    def hits(self, arg: np.ndarray) -> np.ndarray:
+        """Whether each prediction is one of the question's listed answers."""
+        counts = np.diff(self.an_ptr)
+        rows = np.repeat(np.arange(len(self.qp)), counts)
+        match = self.an_idx == np.repeat(arg, counts)
+        return np.bincount(rows[match], minlength=len(self.qp)) > 0
+
+
+def sweep(xp: ModuleType, P, B, c: np.ndarray, mode: int, plan: Plan,
+          batch_bytes: int = 1 << 28) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted candidate, rank of the best answer) per question of ``plan``, as NumPy int64
+    arrays. ``P`` (pair rows x candidates) and ``B`` (b rows x candidates) are float32 arrays
+    of ``xp``; ``c`` each question's scalar."""
     c = np.asarray(c, dtype=np.float32)
-    excluded = [sorted(set(e)) for e in excluded]
-    answers = [sorted(set(a) - set(e)) for a, e in zip(answers, excluded)]
-    if len(qp) == 0:
+    if len(plan) == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     if xp is np:
-        order = np.argsort(qp, kind="stable")
-        starts = np.flatnonzero(np.r_[True, qp[order][1:] != qp[order][:-1]])
-        g_ptr = np.r_[starts, len(qp)].astype(np.int64)
-        ex_ptr, ex_idx = _csr(excluded)
-        an_ptr, an_idx = _csr(answers)
         arg, rank = _kernel(mode, np.ascontiguousarray(P, dtype=np.float32), np.ascontiguousarray(B, dtype=np.float32),
-                            qp, qb, c, ex_ptr, ex_idx, an_ptr, an_idx, g_ptr, order)
+                            plan.qp, plan.qb, c, plan.ex_ptr, plan.ex_idx, plan.an_ptr, plan.an_idx, plan.g_ptr,
+                            plan.order)
     else:
-        arg, rank = sweep_arrays(xp, P, B, qp, qb, c, mode, excluded, answers, batch_bytes)
-    hit = np.array([a in set(ans) for a, ans in zip(arg.tolist(), answers)], dtype=bool)
-    rank[hit] = 1
+        arg, rank = sweep_arrays(xp, P, B, plan.qp, plan.qb, c, mode, plan.excluded, plan.answers, batch_bytes)
+    rank[plan.hits(arg)] = 1
     return arg, rank
 
 
