@@ -190,6 +190,15 @@ def run(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
         print(f"{stage:10s} {model:20s} {r['n']:>14,d} in {seconds:9.3f} s = {r['rate']:>14,.0f} {unit}"
               + (f"  ({ratio:.2f}x the bare products)" if ratio is not None else ""), flush=True)
 
+    schema = pa.schema([("stage", pa.string()), ("model", pa.string()), ("hardware", pa.string()),
+                        ("n", pa.int64()), ("seconds", pa.float64()), ("rate", pa.float64()), ("unit", pa.string()),
+                        ("ratio_to_floor", pa.float64()), ("command", pa.string())])
+
+    def save() -> None:
+        store.write_table(store.join(out, "results.parquet"), pa.Table.from_pylist(rows, schema=schema))
+
+    store.write_json(store.join(out, "hardware.json"), {**desc, "summary": hw, "command": command,
+                                                        "words": len(words), "wordnet_words": len(wordnet)})
     in_wordnet = set(wordnet)
     for name, mcfg in models.items():
         embedder = build_embedder(mcfg)
@@ -206,13 +215,8 @@ def run(cfg: DictConfig, command: str | None = None) -> dict[str, Any]:
             if "analogy" in b.stages:
                 n_q, seconds = time_analogy(emb.words, emb.vectors, b.analogy, b.bats_dir)
                 row("analogy", name, n_q, seconds, "questions/s")
+            save()  # after every run: a slow model killed later loses none of the rows before it
         del embedder
-    schema = pa.schema([("stage", pa.string()), ("model", pa.string()), ("hardware", pa.string()),
-                        ("n", pa.int64()), ("seconds", pa.float64()), ("rate", pa.float64()), ("unit", pa.string()),
-                        ("ratio_to_floor", pa.float64()), ("command", pa.string())])
-    store.write_table(store.join(out, "results.parquet"), pa.Table.from_pylist(rows, schema=schema))
-    store.write_json(store.join(out, "hardware.json"), {**desc, "summary": hw, "command": command,
-                                                        "words": len(words), "wordnet_words": len(wordnet)})
     print(f"benchmark: {len(rows)} rows -> {store.join(out, 'results.parquet')}")
     return {"rows": rows, "hardware": hw}
 
