@@ -127,7 +127,13 @@ def load_job(stage: str) -> ModuleType:
     path = ROOT / "jobs" / f"{stage}.py"
     spec = importlib.util.spec_from_file_location(f"embcompare_jobs_{stage}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # pydantic resolves the job's schema annotations through it
     spec.loader.exec_module(module)
+    # Ray workers cannot import this module by its name: send its actor classes by value, as
+    # they are sent when the job runs as a script (__main__).
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(module)
     if not hasattr(module, "run"):
         raise PipelineError(f"{path} has no run(cfg)")
     return module
@@ -201,21 +207,52 @@ def run_pipeline(argv: Sequence[str]) -> dict[str, Any]:
 
 
 def _jsonable(x: Any) -> Any:
-    try:
-        json.dumps(x)
+    """``x`` as plain JSON: NaN (an accuracy with no answered question) becomes null."""
+    if isinstance(x, float):
+        return None if x != x else x
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if x is None or isinstance(x, (str, int, bool)):
         return x
-    except TypeError:
-        return json.loads(json.dumps(x, default=str))
+    return str(x)
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def headline_lines(h: dict[str, Any]) -> list[str]:
+    """The numbers a researcher looks at first, one line each, from the stages' results."""
+    h = _jsonable(h)
+    lines = []
+    for m, r in (h.get("extract") or {}).items():
+        if isinstance(r, dict) and "embedded" in r:
+            lines.append(f"extract     {m}: dim {r.get('dim')}, embedded {r['embedded']} of {r.get('words')} words")
+    sim = h.get("similarity") or {}
+    for m, r in (sim.get("models") or {}).items():
+        lines.append(f"similarity  {m}: {r.get('n_pairs')} pairs, mean {_fmt(r.get('mean'))}, std {_fmt(r.get('std'))}")
+    for r in sim.get("correlations") or []:
+        lines.append(f"similarity  {r['model_a']} vs {r['model_b']}: spearman {_fmt(r.get('spearman'))}, "
+                     f"kendall {_fmt(r.get('kendall'))} (+-{r.get('error_bound', 0):.1e})")
+    for m, r in (h.get("analogy") or {}).items():
+        for ds, acc in ((r or {}).get("accuracy") or {}).items():
+            accs = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(acc.items()))
+            lines.append(f"analogy     {m} {ds}: {accs}")
+    ctx = h.get("contextual") or {}
+    if ctx:
+        lines.append(f"contextual  {ctx.get('anchors')} anchors, {ctx.get('records')} (anchor, task) records, "
+                     f"{ctx.get('result_rows')} result rows")
+    return lines
 
 
 def _print_headlines(p: Plan, h: dict[str, Any]) -> None:
     from embcompare import store
 
     print(f"\n== done in {h['seconds']:.0f} s: {', '.join(p.stages)} for {', '.join(p.models)} ==")
-    for stage in p.stages:
-        v = h.get(stage)
-        if v:
-            print(f"{stage}: {json.dumps(_jsonable(v), sort_keys=True)[:600]}")
+    for line in headline_lines(h):
+        print(line)
     print(f"outputs: {p.out_dir}")
     if "report" in p.stages:
         print(f"report:  {store.join(p.out_dir, 'report', 'index.html')}")
