@@ -91,7 +91,8 @@ def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
     assert set(zip(mini.level, mini.layer, mini.measure)) == {
         ("token", "-1", "AICV"), ("token", "-1", "ACD"), ("token", "input_table", "AICV"),
         ("token", "input_table", "ACD"), ("sentence", "-1", "SMV")}
-    assert (mini[mini.measure == "ACD"]["mean"] > 0).all()
+    # in context the last layer always moves the word (the input table may not: same token)
+    assert (mini[(mini.measure == "ACD") & (mini.layer == "-1")]["mean"] > 0).all()
     n_rec = pd.Series([r.task for r in records]).value_counts()
     for _, row in res.iterrows():
         assert row["n"] + row["n_missing"] == n_rec[row["task"]]
