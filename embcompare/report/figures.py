@@ -215,7 +215,8 @@ def analogy_heatmap(rows: pd.DataFrame) -> Figure:
 def contextual_measures(results: pd.DataFrame) -> Figure:
     """Mean (+- std) of each contextual measure per task and model, one panel per (measure,
     level) (contextual/results.parquet)."""
-    panels = list(dict.fromkeys(zip(results["measure"], results["level"])))
+    order = {"AICV": 0, "ACD": 1, "SMV": 2}  # the definitions' order; other measures after
+    panels = sorted(dict.fromkeys(zip(results["measure"], results["level"])), key=lambda p: (order.get(p[0], 3), p))
     models = list(dict.fromkeys(results["model"]))
     col = colors(models)
     ncols = min(2, len(panels))
