@@ -60,6 +60,13 @@ def ray_tasks(actors: list) -> Any:
     return map_tasks
 
 
+def check(cfg: DictConfig) -> None:
+    """Raise ConfigError unless ``cfg`` is a similarity config this job understands (no work done)."""
+    from embcompare.similarity.schema import validate_job
+
+    validate_job(cfg)
+
+
 def run(cfg: DictConfig) -> dict:
     """The similarity stage for ``cfg`` (conf/similarity.yaml); returns the headline numbers."""
     from embcompare import store
