@@ -1,50 +1,12 @@
 """The pipeline with out_dir on an S3-compatible object store (moto's server, started here) gives
 the same tables as a run into a local folder."""
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import pyarrow.parquet as pq
-import pytest
 
-from conftest import ROOT, run_job
+from conftest import BUCKET, run_job
 
-BUCKET = "embcompare-test"
 ARGS = ["models=[glove_6b_50d,sbert_minilm]", "vocab.max_words=300", "extract.evaluation_words=false",
         "similarity.groups.random_pairs=500", "analogy.datasets=[google]",
         "stages=[extract,similarity,analogy]", "ray.num_cpus=2"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_env():
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
-    try:
-        for _ in range(100):
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        import boto3
-
-        boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                     aws_access_key_id="test", aws_secret_access_key="test").create_bucket(Bucket=BUCKET)
-        yield env
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def _tables(fs, root: str) -> dict[str, object]:

@@ -14,8 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import ROOT, run_job
-from test_pipeline_s3 import BUCKET, s3_env  # noqa: F401 - the moto server fixture
+from conftest import BUCKET, ROOT, run_job
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 MAX_WORDS = 300
