@@ -32,7 +32,7 @@ from pydantic import Field, model_validator
 
 from embcompare.config import Section
 from embcompare.contextual.tasks import TASKS, Sentence, TaskRecord, surface_matches
-from embcompare.embedders.api import RETRY_STATUS, APIError, _retry_after, _Transient
+from embcompare.embedders.api import RETRY_STATUS, APIError, retry_after, Transient
 
 SYSTEM = "You rewrite English sentences exactly as asked. Answer with the sentences only, one per line."
 
@@ -153,11 +153,11 @@ class ChatAPIClient:
         try:
             r = self._session.post(url, json=body, headers=headers, timeout=self.cfg.timeout_s)
         except requests.Timeout:
-            raise _Transient(f"no answer within {self.cfg.timeout_s:g} s") from None
+            raise Transient(f"no answer within {self.cfg.timeout_s:g} s") from None
         except requests.ConnectionError as e:
-            raise _Transient(f"connection failed ({type(e).__name__})") from None
+            raise Transient(f"connection failed ({type(e).__name__})") from None
         if r.status_code in RETRY_STATUS:
-            raise _Transient(f"HTTP {r.status_code}", _retry_after(r.headers.get("Retry-After")))
+            raise Transient(f"HTTP {r.status_code}", retry_after(r.headers.get("Retry-After")))
         if r.status_code in (401, 403):
             raise APIError(f"chat model {self.name}: {url} rejected the key in ${self.key_env} "
                            f"(HTTP {r.status_code}): {self._scrub(r.text[:200])}")
@@ -168,7 +168,7 @@ class ChatAPIClient:
             if not isinstance(text, str):
                 raise TypeError(f"content is {type(text).__name__}")
         except (ValueError, KeyError, IndexError, TypeError) as e:
-            raise _Transient(f"malformed JSON answer ({type(e).__name__}: {str(e)[:80]})") from None
+            raise Transient(f"malformed JSON answer ({type(e).__name__}: {str(e)[:80]})") from None
         return text
 
     def _one(self, prompt: str, stop: threading.Event) -> str | None:
@@ -184,7 +184,7 @@ class ChatAPIClient:
             try:
                 text = self._request(prompt)
                 break
-            except _Transient as t:
+            except Transient as t:
                 if attempt == self.cfg.max_retries:
                     stop.set()
                     raise APIError(f"chat model {self.name}: gave up after {attempt + 1} tries; last: {t}") from None

@@ -52,7 +52,7 @@ class APIError(RuntimeError):
     """The API refused or kept failing; the message names the cause (never the key)."""
 
 
-class _Transient(Exception):
+class Transient(Exception):
     def __init__(self, cause: str, retry_after: float | None = None):
         super().__init__(cause)
         self.retry_after = retry_after
@@ -86,7 +86,7 @@ class VectorCache:
             self._db.commit()
 
 
-def _retry_after(value: str | None) -> float | None:
+def retry_after(value: str | None) -> float | None:
     if not value:
         return None
     try:
@@ -163,11 +163,11 @@ class APIEmbedder:
         try:
             r = self._session.post(url, json=body, headers=headers, timeout=self.timeout_s)
         except requests.Timeout:
-            raise _Transient(f"no answer within {self.timeout_s:g} s") from None
+            raise Transient(f"no answer within {self.timeout_s:g} s") from None
         except requests.ConnectionError as e:
-            raise _Transient(f"connection failed ({type(e).__name__})") from None
+            raise Transient(f"connection failed ({type(e).__name__})") from None
         if r.status_code in RETRY_STATUS:
-            raise _Transient(f"HTTP {r.status_code}", _retry_after(r.headers.get("Retry-After")))
+            raise Transient(f"HTTP {r.status_code}", retry_after(r.headers.get("Retry-After")))
         if r.status_code in (401, 403):
             raise APIError(f"model {self.name}: {self.provider} rejected the key in ${self.key_env} "
                            f"(HTTP {r.status_code}): {self._scrub(r.text[:200])}")
@@ -182,7 +182,7 @@ class APIEmbedder:
                 vectors = [e["values"] for e in payload["embeddings"]]
             arr = np.asarray(vectors, dtype=np.float32)
         except (ValueError, KeyError, TypeError) as e:
-            raise _Transient(f"malformed JSON answer ({type(e).__name__}: {str(e)[:80]})") from None
+            raise Transient(f"malformed JSON answer ({type(e).__name__}: {str(e)[:80]})") from None
         if arr.ndim != 2 or arr.shape[0] != len(words):
             raise APIError(f"model {self.name}: asked for {len(words)} vectors, got an answer of shape {arr.shape}")
         if self.dim and arr.shape[1] != self.dim:
@@ -196,7 +196,7 @@ class APIEmbedder:
         for attempt in range(self.max_retries + 1):
             try:
                 return self._request(words)
-            except _Transient as t:
+            except Transient as t:
                 if attempt == self.max_retries:
                     raise APIError(f"model {self.name}: gave up after {attempt + 1} tries; last: {t}") from None
                 wait = min(self.backoff_max_s, self.backoff_s * 2 ** attempt) * (0.5 + self._rng.random() / 2)
