@@ -269,9 +269,9 @@ def test_google_set_agrees_with_gensim_question_by_question(glove_space):
     questions = [Question(a, [ap], b, [bp]) for _, qs in load_google() for a, ap, b, bp in qs]
     add = answer_pairs(space, questions, ["3CosAdd"])["3CosAdd"]
     mul = answer_pairs(space, questions, ["3CosMul"], eps=1e-6)["3CosMul"]  # gensim's epsilon
-    # Every 8th question: gensim answers one at a time (about 2 ms each).
-    sample = [i for i in range(0, len(questions), 8) if not add.oov[i]]
-    assert len(sample) > 1900
+    # Every 20th question: gensim answers one at a time (a pass over the 79k words each).
+    sample = [i for i in range(0, len(questions), 20) if not add.oov[i]]
+    assert len(sample) > 950
     same_add = same_mul = 0
     for i in sample:
         q = questions[i]
