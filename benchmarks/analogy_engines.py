@@ -359,7 +359,9 @@ def compare(store: str, model: str, legacy_path: str) -> None:
                 order = sorted(order, key=lambda i: not ans.oov[i])
             pred = [pred[i] for i in order]
             assert list(o["b"]) == [ans.questions[i].b for i in order], (sec.category, m)
-            diff = [k for k, (x, y) in enumerate(zip(o["predicted"], pred)) if x != y]
+            o_oov = o["oov"].tolist()
+            assert o_oov == [bool(ans.oov[i]) for i in order], (sec.category, m)  # OOV the same way
+            diff = [k for k, (x, y) in enumerate(zip(o["predicted"], pred)) if not o_oov[k] and x != y]
             st = stats[m]
             st["n"] += int((~o["oov"]).sum())
             st["same"] += int((~o["oov"]).sum()) - len(diff)
