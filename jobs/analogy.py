@@ -65,6 +65,13 @@ def evaluate_model(model: str, store_dir: str, cfg: dict) -> dict[str, Any]:
             "seconds": time.perf_counter() - t0, "n_candidates": len(space.words)}
 
 
+def check(cfg: DictConfig) -> None:
+    """Raise ConfigError unless ``cfg`` is an analogy config this job understands (no work done)."""
+    from embcompare.analogy.schema import validate_job
+
+    validate_job(cfg)
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Check the config, then every model's analogies and word-pair similarity; writes
     <out_dir>/analogy/results.parquet, analogy/questions/<model>.parquet and
@@ -93,7 +100,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     start_ray(cfg.ray)
     _, cpus, gpus = worker_resources(cfg.workers)
     plain = job.model_dump()
-    task = ray.remote(evaluate_model).options(num_cpus=cpus, num_gpus=gpus)
+    task = ray.remote(evaluate_model).options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD")
     refs = [task.remote(m, store.join(job.out_dir, "embeddings", m), plain) for m in job.models]
     results, wordsim, summary = [], [], {}
     for ref in refs:

@@ -31,6 +31,7 @@ from pydantic import Field  # noqa: E402
 
 import common  # noqa: E402,F401 - puts the repo on sys.path
 from common import load_vocab, log  # noqa: E402
+from embcompare.analogy.schema import AnalogyConfig  # noqa: E402
 from embcompare.config import ConfigError, Section, VocabConfig, validate  # noqa: E402
 
 STAGES = ("extract", "similarity", "analogy")
@@ -46,10 +47,10 @@ class SimilarityBench(Section):
     backend: Literal["numpy", "cupy", "auto"] = "auto"
 
 
-class AnalogyBench(Section):
+class AnalogyBench(AnalogyConfig):
+    """The analogy job's own settings and checks (data set names, methods), BATS by default."""
+
     datasets: list[str] = ["bats"]           # as analogy.datasets: bats, google, NAME:/folder
-    methods: list[str] = ["3CosAdd", "3CosAvg", "3CosMul", "LRCos", "PairDistance"]
-    backend: Literal["numpy", "cupy", "auto"] = "auto"
 
 
 class BenchmarkSection(Section):

@@ -209,7 +209,7 @@ def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha:
     _, cpus, gpus = worker_resources(cfg.workers)
     # One actor per model; on a CPU machine the second waits for the first's CPUs (Ray queues
     # its creation), on a cluster they run side by side, one per GPU.
-    Worker = ray.remote(ContextualWorker).options(num_cpus=cpus, num_gpus=gpus)
+    Worker = ray.remote(ContextualWorker).options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD")
     layers = [x for x in c.layer]
     actors, pending = {}, {}
     for m, tasks in todo.items():

@@ -107,8 +107,10 @@ def run(cfg: DictConfig) -> dict:
     # OpenBLAS threads spin for ~2^28 cycles after each product, starving the fused kernel's
     # threads that run next (benchmarks/README.md: 2.9x -> 2.2x the bare products at 20k words).
     env = {"OPENBLAS_THREAD_TIMEOUT": "4", **{v: os.environ[v] for v in ENV_VARS if v in os.environ}}
+    # SPREAD: on a CPU-only cluster the workers (one per node) land on different nodes.
     Worker = ray.remote(TileWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=s.retries,
-                                            max_task_retries=s.retries, runtime_env={"env_vars": env})
+                                            max_task_retries=s.retries, runtime_env={"env_vars": env},
+                                            scheduling_strategy="SPREAD")
     actors = [Worker.remote(mats_ref, s.backend, int(cpus)) for _ in range(n_workers)]
     try:
         result = all_pairs(inputs.mats, params, names=c.models, scope=inputs.scope, map_tasks=ray_tasks(actors),

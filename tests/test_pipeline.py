@@ -31,10 +31,13 @@ def test_an_override_no_stage_takes_is_refused(arg, named):
         pipeline.plan([arg])
 
 
-def test_a_bad_stage_setting_stops_before_any_stage_runs(tmp_path):
-    # The similarity stage's typo must stop the run before extraction writes anything.
-    proc = run_job("pipeline.py", "models=[glove_6b_50d]", f"out_dir={tmp_path}", "vocab.max_words=20",
-                   "similarity.topk=3", check=False)
+@pytest.mark.parametrize("arg, named", [("similarity.topk=3", "topk"),            # Hydra: no such key
+                                        ("similarity.top_k=-1", "similarity.top_k"),  # the stage's schema
+                                        ("analogy.datasets=[goggle]", "goggle")])
+def test_a_bad_stage_setting_stops_before_any_stage_runs(tmp_path, arg, named):
+    # A later stage's mistake must stop the run before extraction writes anything.
+    proc = run_job("pipeline.py", "models=[glove_6b_50d]", f"out_dir={tmp_path}", "vocab.max_words=20", arg,
+                   check=False)
     assert proc.returncode != 0
-    assert "similarity" in proc.stderr and "topk" in proc.stderr
+    assert named in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "embeddings").exists()
