@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Mapping, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 
 class ConfigError(ValueError):
@@ -25,6 +25,18 @@ class Section(BaseModel):
 
 
 Auto = Literal["auto"]
+
+
+def _distinct(v: list[str]) -> list[str]:
+    dup = sorted({x for x in v if v.count(x) > 1})
+    if dup:
+        raise ValueError(f"listed twice: {dup}")
+    return v
+
+
+# The models a stage compares: names under <out_dir>/embeddings/, at least one, each once.
+ModelNames = Annotated[list[str], Field(min_length=1, description="names under <out_dir>/embeddings/"),
+                       AfterValidator(_distinct)]
 
 
 class WorkersConfig(Section):

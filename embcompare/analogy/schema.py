@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ..config import RayConfig, Section, WorkersConfig, validate
+from ..config import ModelNames, RayConfig, Section, WorkersConfig, validate
 from .evaluate import parse_entry
 from .space import METHODS
 
@@ -51,20 +51,12 @@ class WordsimConfig(Section):
 
 
 class AnalogyJobConfig(Section):
-    models: list[str] = Field(min_length=1, description="names under <out_dir>/embeddings/")
+    models: ModelNames
     out_dir: str = "outputs"
     analogy: AnalogyConfig = AnalogyConfig()
     wordsim: WordsimConfig = WordsimConfig()
     workers: WorkersConfig = WorkersConfig()
     ray: RayConfig = RayConfig()
-
-    @field_validator("models")
-    @classmethod
-    def _distinct(cls, v: list[str]) -> list[str]:
-        dup = sorted({m for m in v if v.count(m) > 1})
-        if dup:
-            raise ValueError(f"models listed twice: {dup}")
-        return v
 
 
 def validate_job(node) -> AnalogyJobConfig:

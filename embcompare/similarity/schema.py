@@ -6,7 +6,7 @@ from typing import Literal, Union
 
 from pydantic import Field, field_validator
 
-from ..config import Auto, ConfigError, RayConfig, Section, VocabConfig, WorkersConfig, validate
+from ..config import Auto, ConfigError, ModelNames, RayConfig, Section, VocabConfig, WorkersConfig, validate
 from .binning import FINE_BITS
 from .tiles import MAX_TILE_ELEMENTS
 
@@ -49,20 +49,12 @@ class SimilarityConfig(Section):
 
 
 class SimilarityJobConfig(Section):
-    models: list[str] = Field(min_length=1, description="names under <out_dir>/embeddings/")
+    models: ModelNames
     out_dir: str = "outputs"
     vocab: VocabConfig = VocabConfig()
     similarity: SimilarityConfig = SimilarityConfig()
     workers: WorkersConfig = WorkersConfig()
     ray: RayConfig = RayConfig()
-
-    @field_validator("models")
-    @classmethod
-    def _distinct(cls, v: list[str]) -> list[str]:
-        dup = sorted({m for m in v if v.count(m) > 1})
-        if dup:
-            raise ValueError(f"models listed twice: {dup}")
-        return v
 
 
 def validate_job(node) -> SimilarityJobConfig:
