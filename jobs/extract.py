@@ -180,6 +180,10 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
             raise SystemExit(f"model {key}: could not be loaded: {unwrap(e)}") from None
         key_hash = work_key(identity, vocab_sha, job.extract.shard_size)
         shards = plan_shards(words, job.extract.shard_size)
+        # The manifest vouches for the shards: it goes before any shard is touched and comes back
+        # only after every shard is verified, so an interrupted run never leaves a store that
+        # later stages would read as finished.
+        store.remove(store.join(model_dir, "manifest.json"))
         todo = pending_shards(model_dir, shards, key_hash)
         log.info("%s: %d of %d shards to embed (%d workers x %g CPU, %g GPU)", key, len(todo), len(shards),
                  n_actors, cpus, gpus)

@@ -167,6 +167,11 @@ def test_a_worker_that_keeps_dying_stops_the_job_naming_the_shard(tmp_path):
     marker = tmp_path / "deaths"
     out = tmp_path / "o"
     model_dir = out / "embeddings" / "glove_6b_50d"
+    # A finished store of another vocabulary first: its manifest must not survive the failed
+    # re-extraction, or later stages would read the half-built store as finished.
+    run_job("extract.py", "model=glove_6b_50d", "vocab.max_words=200", "extract.evaluation_words=false",
+            "extract.shard_size=100", "ray.num_cpus=2", f"out_dir={out}")
+    assert (model_dir / "manifest.json").exists()
     env = {**os.environ, FAULT: f"marker={marker},times=99,start=200"}
     bad = run_job("extract.py", "model=glove_6b_50d", "vocab.max_words=400", "extract.evaluation_words=false",
                   "extract.shard_size=100", "extract.retries=1", "ray.num_cpus=2", f"out_dir={out}", env=env,

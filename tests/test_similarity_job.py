@@ -61,9 +61,11 @@ def embedded(tmp_path_factory, glove_cfg, minilm_cfg):
         e = build_embedder(cfg).embed(words)
         d = store.join(str(out), "embeddings", cfg["name"])
         key = f"{cfg['name']}-test-{len(words)}"
-        store.write_shard(store.join(d, store.shard_name(0, len(words))),
-                          store.embeddings_table(e.words, e.vectors, e.n_tokens), key, e.missing)
-        store.write_json(store.join(d, "manifest.json"), {"model": cfg["name"], "key": key})
+        shard = store.shard_name(0, len(words))
+        store.write_shard(store.join(d, shard), store.embeddings_table(e.words, e.vectors, e.n_tokens), key,
+                          e.missing)
+        store.write_json(store.join(d, "manifest.json"), {"model": cfg["name"], "key": key, "shards": [shard],
+                                                          "missing_words": list(e.missing)})
     return out
 
 
@@ -197,3 +199,17 @@ def test_bad_config_is_one_error_naming_the_key_before_any_work(tmp_path, overri
 def test_missing_embeddings_name_the_model_and_the_fix(tmp_path):
     with pytest.raises(SystemExit, match=r"error: model glove_6b_50d: no embeddings in .*jobs/extract.py"):
         similarity_job.run(config("models=[glove_6b_50d]", f"out_dir={tmp_path}"))
+
+
+def test_a_store_of_another_vocabulary_or_with_unlisted_shards_is_refused(embedded, tmp_path):
+    """A store extracted for fewer words would make "missing" lie; shards its manifest does not
+    list (an interrupted re-extraction) are not the store it vouches for."""
+    with pytest.raises(SystemExit, match=r"model glove_6b_50d: \d+ words of the vocabulary were never extracted"):
+        similarity_job.run(config("models=[glove_6b_50d]", f"vocab.max_words={MAX_WORDS + 50}",
+                                  f"out_dir={embedded}"))
+    copy = tmp_path / "copy"
+    shutil.copytree(embedded / "embeddings" / "glove_6b_50d", copy / "embeddings" / "glove_6b_50d")
+    first = next((copy / "embeddings" / "glove_6b_50d").glob("part-*.parquet"))
+    shutil.copy(first, first.with_name("part-000099999-000100000.parquet"))
+    with pytest.raises(SystemExit, match="not the ones its manifest lists"):
+        similarity_job.run(config("models=[glove_6b_50d]", f"vocab.max_words={MAX_WORDS}", f"out_dir={copy}"))

@@ -316,9 +316,23 @@ def load_models(out_dir: str, models: Sequence[str], vocab: Sequence[str]) -> In
         if not store.exists(store.join(d, "manifest.json")):
             raise InputError(f"model {m}: no embeddings in {d}; run `python jobs/extract.py model={m} "
                              f"out_dir={out_dir}` first")
+        manifest = store.read_manifest(d)
+        parts = sorted(p.rsplit("/", 1)[-1] for p in store.list_files(d, "part-*.parquet"))
+        if "shards" in manifest and parts != sorted(manifest["shards"]):
+            raise InputError(f"model {m}: the shards in {d} are not the ones its manifest lists (an extraction "
+                             f"was interrupted or changed the store); rerun `python jobs/extract.py model={m} "
+                             f"out_dir={out_dir}` with this vocabulary")
         w, X = store.read_embeddings(d)
+        # Every word of the vocabulary must have been offered to the model: embedded, or reported
+        # missing. Otherwise the store was extracted for another vocabulary, and "missing" would lie.
+        offered = set(w) | set(manifest.get("missing_words", []))
+        never = [x for x in vocab if x not in offered]
+        if never:
+            raise InputError(f"model {m}: {len(never)} words of the vocabulary were never extracted (e.g. "
+                             f"{never[:5]}); rerun `python jobs/extract.py model={m} out_dir={out_dir}` with "
+                             f"the same vocab settings")
         keep = [i for i, x in enumerate(w) if x in in_vocab]
-        loaded[m] = ({w[i]: j for j, i in enumerate(keep)}, X[keep], store.read_manifest(d)["key"])
+        loaded[m] = ({w[i]: j for j, i in enumerate(keep)}, X[keep], manifest["key"])
     shared = [w for w in vocab if all(w in row for row, _, _ in loaded.values())]
     info, mats, zero_any = {}, [], np.zeros(len(shared), dtype=bool)
     for m, (row, X, key) in loaded.items():
