@@ -164,6 +164,30 @@ def _inputs_digest(out_dir: str, models: list[str]) -> str:
     return hashlib.sha256(json.dumps(keys).encode()).hexdigest()
 
 
+# The files a finished stage leaves that identify its run (small ones: they are hashed whole).
+def _stage_outputs(stage: str, models: list[str]) -> list[tuple[str, ...]]:
+    if stage == "similarity":
+        return [("similarity", m, "summary.json") for m in models] + [("similarity", "correlations.parquet")]
+    if stage == "analogy":
+        return [("analogy", "results.parquet"), ("wordsim", "results.parquet")]
+    if stage == "contextual":
+        return [("contextual", "results.parquet"), ("contextual", "tasks.json")]
+    return []
+
+
+def outputs_digest(out_dir: str, stage: str, models: list[str]) -> dict[str, str | None]:
+    """sha256 of each identifying output of ``stage`` (None where absent): a stage is skipped
+    only when its outputs are still the ones its last run wrote, not deleted or overwritten by
+    another run."""
+    from embcompare import store
+
+    out = {}
+    for parts in _stage_outputs(stage, models):
+        path = store.join(out_dir, *parts)
+        out["/".join(parts)] = hashlib.sha256(store.read_bytes(path)).hexdigest() if store.exists(path) else None
+    return out
+
+
 def run_pipeline(argv: Sequence[str]) -> dict[str, Any]:
     from embcompare import store
     from embcompare.config import ConfigError
@@ -191,8 +215,9 @@ def run_pipeline(argv: Sequence[str]) -> dict[str, Any]:
         inputs = _inputs_digest(p.out_dir, p.models) if stage != "extract" else ""
         if stage not in ("extract", "report") and store.exists(marker):
             seen = store.read_json(marker)
-            if seen.get("config") == digest and seen.get("inputs") == inputs:
-                log.info("%s: done for this config and these embeddings; skipped", stage)
+            if (seen.get("config") == digest and seen.get("inputs") == inputs
+                    and seen.get("outputs") == outputs_digest(p.out_dir, stage, p.models)):
+                log.info("%s: done for this config and these embeddings, outputs unchanged; skipped", stage)
                 headlines[stage] = seen.get("headline", {})
                 continue
         t0 = time.time()
@@ -200,6 +225,7 @@ def run_pipeline(argv: Sequence[str]) -> dict[str, Any]:
         result = jobs[stage].run(cfgs[stage]) or {}
         headlines[stage] = result
         store.write_json(marker, {"config": digest, "inputs": inputs, "seconds": round(time.time() - t0, 3),
+                                  "outputs": outputs_digest(p.out_dir, stage, p.models),
                                   "headline": _jsonable(result)})
     headlines["seconds"] = round(time.time() - started, 1)
     _print_headlines(p, headlines)

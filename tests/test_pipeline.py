@@ -41,3 +41,18 @@ def test_a_bad_stage_setting_stops_before_any_stage_runs(tmp_path, arg, named):
     assert proc.returncode != 0
     assert named in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "embeddings").exists()
+
+
+def test_a_finished_stage_is_skipped_only_while_its_outputs_are_the_ones_it_wrote(tmp_path):
+    import shutil
+
+    args = ["models=[glove_6b_50d]", f"out_dir={tmp_path}", "vocab.max_words=150", "extract.evaluation_words=false",
+            "similarity.groups.random_pairs=100", "stages=[extract,similarity]", "ray.num_cpus=2"]
+    first = run_job("pipeline.py", *args)
+    assert "== similarity ==" in first.stdout
+    again = run_job("pipeline.py", *args)
+    assert "== similarity ==" not in again.stdout and "similarity" in again.stdout  # skipped, headline kept
+    shutil.rmtree(tmp_path / "similarity")
+    third = run_job("pipeline.py", *args)
+    assert "== similarity ==" in third.stdout
+    assert (tmp_path / "similarity" / "glove_6b_50d" / "summary.json").exists()
