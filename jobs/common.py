@@ -19,7 +19,10 @@ log = logging.getLogger("embcompare")
 def _log_dir(out_dir: str) -> str:
     """Hydra's run folder must be local: ``<out_dir>/logs`` for a local out_dir, ``outputs/logs``
     (under the current folder) when out_dir is an object store."""
-    return "outputs/logs" if "://" in str(out_dir) and not str(out_dir).startswith("file://") else f"{out_dir}/logs"
+    out_dir = str(out_dir)
+    if out_dir.startswith("file://"):
+        return f"{out_dir[len('file://'):]}/logs"
+    return "outputs/logs" if "://" in out_dir else f"{out_dir}/logs"
 
 
 def _register_resolvers() -> None:

@@ -44,6 +44,7 @@ def test_default_config_is_valid():
     ("contextual.tasks=[negation,sarcasm]", ["contextual.tasks", "sarcasm"]),
     ("contextual.anchors=0", ["contextual.anchors", "greater than or equal to 1"]),
     ("contextual.layer=[input_table,input_table]", ["twice"]),
+    ("contextual.tasks=[negation,negation]", ["contextual.tasks", "tasks listed twice"]),
 ])
 def test_bad_config_is_refused_naming_the_key(override, words):
     from embcompare.config import ConfigError

@@ -28,6 +28,14 @@ class ContextualSection(Section):
     # packaged SmolLM2 GGUF, so that generator=llm runs offline (its output is poor)
     llm: LLMConfig = LLMConfig(backend="transformers", model="smollm2_135m")
 
+    @field_validator("tasks")
+    @classmethod
+    def _distinct_tasks(cls, v: list[str]) -> list[str]:
+        dup = sorted({t for t in v if v.count(t) > 1})
+        if dup:
+            raise ValueError(f"tasks listed twice: {dup}")
+        return v
+
     @field_validator("layer", mode="before")
     @classmethod
     def _one_or_many(cls, v: Any) -> Any:

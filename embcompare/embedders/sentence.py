@@ -59,8 +59,9 @@ class SentenceTransformerEmbedder:
 
         cfg = options(cfg, SentenceTransformerOptions)
         self.name = cfg.name
-        hub = not cfg.path
-        source = cfg.model_id if hub else str(resolve_path(cfg, "path"))
+        # A model_id that names a local folder is a folder, not a Hub id (as transformers reads it).
+        hub = not cfg.path and not Path(str(cfg.model_id)).is_dir()
+        source = cfg.model_id if hub else str(resolve_path(cfg, "path")) if cfg.path else str(cfg.model_id)
         self.batch_size = cfg.batch_size
         self.device = pick_device(cfg.device)
         self.model = SentenceTransformer(source, device=self.device, revision=cfg.revision)
@@ -72,7 +73,7 @@ class SentenceTransformerEmbedder:
         folder = None if hub else Path(source)
         self._identity = {
             "model": self.name, "backend": "sentence_transformers",
-            "model_id": cfg.model_id if hub else f"{cfg.package}/{cfg.path}" if cfg.package else cfg.path,
+            "model_id": cfg.model_id if hub else f"{cfg.package}/{cfg.path}" if cfg.package else cfg.path or cfg.model_id,
             "revision": cfg.revision,
             # What a Hub id and revision resolved to: an upstream change changes the work key.
             "commit": hub_commit(source, cfg.revision, self.name) if hub else None,

@@ -89,4 +89,6 @@ def write_outputs(sim_dir: str, words: Sequence[str], mats: Sequence[np.ndarray]
     if result.joints:
         rows = [correlation_row(result.names[a], result.names[b], j.counts) for (a, b), j in sorted(result.joints.items())]
         store.write_table(store.join(sim_dir, "correlations.parquet"), pa.Table.from_pylist(rows))
+    else:  # one model: a correlations table left by an earlier run is not this run's
+        store.remove(store.join(sim_dir, "correlations.parquet"))
     return summaries
