@@ -154,6 +154,17 @@ def part_key(model_cfg: dict, tasks_sha: str, task: str, c: ContextualSection) -
                    "layers": [str(x) for x in c.layer], "version": PART_VERSION})
 
 
+def known_identity(out_dir: str, model: str) -> dict | None:
+    """The model's identity (resolved Hub commit or file sha256, pooling, layer...) as its latest
+    extraction into ``out_dir`` recorded it; None when it was not extracted there. The part key
+    holds the model's config only: a part made from other weights under the same config (a
+    moved Hub branch) is told apart by the identity its stats recorded."""
+    from embcompare import store
+
+    path = store.join(out_dir, "embeddings", model, "manifest.json")
+    return store.read_json(path).get("identity") if store.exists(path) else None
+
+
 def write_part(path: str, rows: list[dict], key: str, stats: dict) -> None:
     import pyarrow as pa
 
@@ -194,9 +205,11 @@ def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha:
     todo: dict[str, list[str]] = {}
     for m, mcfg in model_cfgs.items():
         store.clear_temporary(store.join(cfg.out_dir, "contextual", ".parts", m))
+        known = known_identity(cfg.out_dir, m)
         for t in c.tasks:
             p = part_path(cfg.out_dir, m, t)
-            if store.exists(p) and store.shard_info(p)[0] == part_key(mcfg, tasks_sha, t, c):
+            if (store.exists(p) and store.shard_info(p)[0] == part_key(mcfg, tasks_sha, t, c)
+                    and (known is None or read_part_stats(p).get("identity") == known)):
                 continue
             todo.setdefault(m, []).append(t)
     done_before = sum(len(c.tasks) for _ in model_cfgs) - sum(len(v) for v in todo.values())
