@@ -122,8 +122,28 @@ def worker_resources(wcfg: Any) -> tuple[int, float, float]:
     import ray
 
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    return plan_workers(nodes, getattr(wcfg, "num", "auto"), getattr(wcfg, "cpus", "auto"),
-                        getattr(wcfg, "gpus", "auto"))
+    n, cpus, gpus = plan_workers(nodes, getattr(wcfg, "num", "auto"), getattr(wcfg, "cpus", "auto"),
+                                 getattr(wcfg, "gpus", "auto"))
+    fit = placeable(nodes, cpus, gpus)
+    if n > fit:
+        msg = (f"workers.num={n} workers of {cpus:g} CPU and {gpus:g} GPU each, but the cluster's nodes hold "
+               f"{fit} at once")
+        if not os.environ.get("RAY_ADDRESS") and len(nodes) == 1:
+            # The embedded local Ray never grows: the extra workers would wait forever.
+            raise SystemExit(f"error: {msg}; lower workers.num, workers.cpus or workers.gpus")
+        log.warning("%s: the rest wait for the autoscaler", msg)
+    return n, cpus, gpus
+
+
+def placeable(nodes: Sequence[Mapping[str, float]], cpus: float, gpus: float) -> int:
+    """How many workers of ``cpus`` CPUs and ``gpus`` GPUs the nodes hold at once."""
+    total = 0
+    for node in nodes:
+        k = int(float(node.get("CPU", 0)) // cpus) if cpus > 0 else 10 ** 6
+        if gpus > 0:
+            k = min(k, int(float(node.get("GPU", 0)) // gpus))
+        total += k
+    return total
 
 
 def unwrap(err: Exception) -> str:

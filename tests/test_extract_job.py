@@ -302,6 +302,18 @@ def test_workers_one_per_gpu_across_nodes_or_one_per_cpu_node():
     assert plan_workers([{"CPU": 4}], num=1, cpus=3) == (1, 3.0, 0.0)
 
 
+def test_workers_the_nodes_cannot_hold_are_refused_on_an_embedded_ray(tmp_path):
+    sys.path.insert(0, str(ROOT / "jobs"))
+    from common import placeable
+
+    assert placeable([{"CPU": 2}], 1.0, 0.0) == 2 and placeable([{"CPU": 1}], 1.0, 0.0) == 1
+    assert placeable([{"CPU": 16, "GPU": 4}, {"CPU": 8}], 4.0, 1.0) == 4  # the CPU node holds no GPU worker
+    # More workers than the one local node holds would wait forever: an error before any work.
+    bad = run_job("extract.py", "model=glove_6b_50d", "ray.num_cpus=1", "workers.num=2", "workers.cpus=1",
+                  "vocab.max_words=50", f"out_dir={tmp_path}", check=False)
+    assert bad.returncode != 0 and "workers.num=2 workers of 1 CPU" in bad.stderr, bad.stderr[-2000:]
+
+
 def _free_port() -> int:
     import socket
 
