@@ -86,6 +86,13 @@ def plan(argv: Sequence[str]) -> Plan:
             out_dir = value
         routed.append((head, arg))
     order = [s for s in STAGES if s in stages]  # the data flow fixes the order
+    model_overrides = [a for head, a in routed if head == "model"]
+    if model_overrides and "contextual" in order:
+        # The contextual stage loads conf/model/<name>.yaml itself: an override that reached
+        # extraction only would compare vectors of two different settings side by side.
+        raise PipelineError(f"{model_overrides[0]!r}: model.* overrides reach extraction only, and the contextual "
+                            f"stage would load the model without it; put the setting in conf/model/<name>.yaml "
+                            f"(or a new model file), or leave contextual out: stages=[extract,similarity,analogy,report]")
     out = Plan(order, models, out_dir)
     for stage in order:
         mine = [a for head, a in routed if ROUTES[head] is None or stage in ROUTES[head]]

@@ -25,7 +25,9 @@ def test_overrides_go_to_the_stages_that_take_them():
 
 
 @pytest.mark.parametrize("arg, named", [("simliarity.top_k=3", "simliarity"), ("stages=[extract,simlarity]", "simlarity"),
-                                        ("top_k", "top_k")])
+                                        ("top_k", "top_k"),
+                                        # contextual would load the model without the override
+                                        ("model.glove_6b_50d.limit=1000", "reach extraction only")])
 def test_an_override_no_stage_takes_is_refused(arg, named):
     with pytest.raises(pipeline.PipelineError, match=named):
         pipeline.plan([arg])
