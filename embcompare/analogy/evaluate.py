@@ -26,9 +26,6 @@ def parse_entry(entry: str) -> tuple[str, str | None]:
     name, sep, path = str(entry).partition(":")
     if sep and not path:
         raise ValueError(f"analogy data set '{entry}': no folder after ':'; use NAME:/path/to/folder")
-    if sep and name in BUILTIN:
-        raise ValueError(f"analogy data set '{entry}': '{name}' is a built-in data set's name; give the folder "
-                         f"another NAME")
     if not sep and name not in BUILTIN:
         raise ValueError(f"unknown analogy data set '{entry}'; known: {', '.join(BUILTIN)}, or NAME:/path/to/folder "
                          f"(a folder of BATS-layout files)")
