@@ -27,16 +27,17 @@ class Section(BaseModel):
 Auto = Literal["auto"]
 
 
-def _distinct(v: list[str]) -> list[str]:
-    dup = sorted({x for x in v if v.count(x) > 1})
+def distinct(v: list, what: str = "") -> list:
+    """``v`` unchanged; ValueError naming the entries listed more than once (a list validator)."""
+    dup = sorted({str(x) for x in v if v.count(x) > 1})
     if dup:
-        raise ValueError(f"listed twice: {dup}")
+        raise ValueError(f"{what} listed twice: {dup}".lstrip())
     return v
 
 
 # The models a stage compares: names under <out_dir>/embeddings/, at least one, each once.
 ModelNames = Annotated[list[str], Field(min_length=1, description="names under <out_dir>/embeddings/"),
-                       AfterValidator(_distinct)]
+                       AfterValidator(distinct)]
 
 
 class WorkersConfig(Section):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ..config import ModelNames, RayConfig, Section, WorkersConfig, validate
+from ..config import ModelNames, RayConfig, Section, WorkersConfig, distinct, validate
 from .evaluate import parse_entry
 from .space import METHODS
 
@@ -40,10 +40,7 @@ class AnalogyConfig(Section):
     @field_validator("methods")
     @classmethod
     def _distinct(cls, v: list[str]) -> list[str]:
-        dup = sorted({m for m in v if v.count(m) > 1})
-        if dup:
-            raise ValueError(f"methods listed twice: {dup}")
-        return v
+        return distinct(v, "methods")
 
 
 class WordsimConfig(Section):

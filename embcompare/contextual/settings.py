@@ -7,7 +7,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
-from embcompare.config import RayConfig, Section, WorkersConfig
+from embcompare.config import RayConfig, Section, WorkersConfig, distinct
 from embcompare.contextual.llm import LLMConfig
 from embcompare.contextual.tasks import TASKS
 
@@ -31,10 +31,7 @@ class ContextualSection(Section):
     @field_validator("tasks")
     @classmethod
     def _distinct_tasks(cls, v: list[str]) -> list[str]:
-        dup = sorted({t for t in v if v.count(t) > 1})
-        if dup:
-            raise ValueError(f"tasks listed twice: {dup}")
-        return v
+        return distinct(v, "tasks")
 
     @field_validator("layer", mode="before")
     @classmethod
