@@ -1,7 +1,7 @@
 """The whole analogy stage for one model at a time (BATS + Google with the five methods,
 WordSim-353 and SimLex-999, from reading the vectors to the per-question table), beside its
 floor: the bare similarity-table products U @ E.T of every section (their FLOPs over this
-machine's measured sgemm rate).
+machine's measured sgemm rate), and LRCos's classifiers against every candidate.
 
     .venv/bin/python benchmarks/analogy_stage.py --store /work/fullrun \
         --models glove_6b_50d sbert_minilm smollm2_135m --synthetic 4096
@@ -64,7 +64,8 @@ def sgemm_rate(d: int, n_cand: int) -> float:
 
 
 def table_flops(words: list[str], d: int) -> tuple[float, int]:
-    """(FLOPs of every section's U @ E.T, total |U|) over the candidates ``words``."""
+    """(FLOPs of the products no formulation avoids, their rows): every section's U @ E.T and
+    LRCos's classifiers L @ E.T (one row per set question), over the candidates ``words``."""
     from embcompare.analogy import Space, load_sections
     from embcompare.analogy.methods import pair_words, set_words
 
@@ -72,6 +73,7 @@ def table_flops(words: list[str], d: int) -> tuple[float, int]:
     rows = 0
     for sec in load_sections(CFG["analogy"]["datasets"]):
         rows += len(set(pair_words(space, sec.questions) + set_words(space, sec.set_pairs)))
+        rows += sum(b in space.index and bool(space.ids(alts)) for b, alts in sec.set_pairs)
     return 2.0 * rows * d * len(words), rows
 
 

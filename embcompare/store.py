@@ -19,6 +19,7 @@ import json
 import os
 import re
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -225,23 +226,51 @@ def clear_temporary(folder: str | os.PathLike) -> None:
         remove(p)
 
 
+def _rows_and_dim(path: str | os.PathLike) -> tuple[int, int]:
+    """(rows, vector dimension) of a shard, from its footer alone."""
+    fs, p = resolve(path)
+    meta = pq.read_metadata(p, filesystem=fs)
+    return meta.num_rows, meta.schema.to_arrow_schema().field("vector").type.list_size
+
+
 def read_embeddings(model_dir: str | os.PathLike) -> tuple[list[str], np.ndarray]:
-    """Return (words, vectors) of one model: vectors is a float32 (n, d) array in shard order."""
+    """Return (words, vectors) of one model: vectors is a float32 (n, d) array in shard order.
+
+    The shards' footers give every shard's rows in the result, which is allocated once; then
+    the shards are read concurrently (pyarrow decodes without the GIL), each copied straight
+    into its rows and dropped, so that the memory held is the result and the shards in flight.
+    """
     parts = list_files(model_dir, "part-*.parquet")
     if not parts:
         raise FileNotFoundError(f"{os.fspath(model_dir)}: no embeddings (part-*.parquet); run jobs/extract.py "
                                 f"for this model first")
-    tables = [read_table(p, columns=["word", "vector"]) for p in parts]
-    dims = {t.schema.field("vector").type.list_size for t in tables}
-    if len(dims) > 1:
-        by_dim = {t.schema.field("vector").type.list_size: os.path.basename(p) for t, p in zip(tables, parts)}
-        raise ValueError(f"{os.fspath(model_dir)}: shards of different dimensions {by_dim}; remove the stale "
-                         f"shards and extract again")
-    table = pa.concat_tables(tables)
-    words = table.column("word").to_pylist()
-    vec = table.column("vector").combine_chunks()
-    dim = vec.type.list_size
-    return words, vec.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
+    with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1, 8)) as pool:
+        layout = list(pool.map(_rows_and_dim, parts))
+        dims = {d for _, d in layout}
+        if len(dims) > 1:
+            by_dim = {d: os.path.basename(p) for (_, d), p in zip(layout, parts)}
+            raise ValueError(f"{os.fspath(model_dir)}: shards of different dimensions {by_dim}; remove the "
+                             f"stale shards and extract again")
+        dim = dims.pop()
+        starts = np.cumsum([0] + [n for n, _ in layout]).tolist()
+        out = np.empty((starts[-1], dim), dtype=np.float32)
+
+        def load(i: int) -> list[str]:
+            t = read_table(parts[i], columns=["word", "vector"])
+            vec = t.column("vector")
+            if t.num_rows != layout[i][0] or vec.type.list_size != dim:
+                raise RuntimeError(f"{parts[i]}: changed while being read ({t.num_rows} rows of "
+                                   f"{vec.type.list_size}-d vectors, its footer said {layout[i]})")
+            row = starts[i]
+            for chunk in vec.chunks:
+                # The chunk's own rows of the values it is a window on (a zero-copy view for float32).
+                vals = chunk.values.slice(chunk.offset * dim, len(chunk) * dim).to_numpy(zero_copy_only=False)
+                np.copyto(out[row: row + len(chunk)], vals.reshape(-1, dim))
+                row += len(chunk)
+            return t.column("word").to_pylist()
+
+        words = [w for shard_words in pool.map(load, range(len(parts))) for w in shard_words]
+    return words, out
 
 
 def read_aligned(model_dirs: Sequence[str | os.PathLike]) -> tuple[list[str], list[np.ndarray]]:

@@ -156,6 +156,63 @@ def test_logistic_regression_is_scikit_learns():
     assert w[-1] == pytest.approx(clf.intercept_[0], abs=1e-6)
 
 
+def test_logistic_regression_in_the_span_of_its_rows_takes_the_same_steps():
+    # More dimensions than rows: the fit over Cholesky features of the Gram matrix has the
+    # d-dimensional fit's iterates and stopping test; weights count a row that many times.
+    from sklearn.linear_model import LogisticRegression
+
+    from embcompare.analogy.lrcos import logistic_regression_in_span
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 300)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    y = (X[:, 0] + 0.05 * rng.standard_normal(40) > 0).astype(np.float64)
+    count = rng.integers(1, 3, 40).astype(np.float64)
+    X64 = X.astype(np.float64)
+    w_span = logistic_regression_in_span(X, y, X64 @ X64.T, sample_weight=count)
+    w_full = logistic_regression(X, y, sample_weight=count)
+    np.testing.assert_allclose(w_span, w_full, atol=1e-6)
+    clf = LogisticRegression(C=1.0, max_iter=1000).fit(np.repeat(X, count.astype(int), axis=0),
+                                                      np.repeat(y, count.astype(int)))
+    np.testing.assert_allclose(w_span[:-1], clf.coef_[0], atol=1e-5)
+    assert w_span[-1] == pytest.approx(clf.intercept_[0], abs=1e-5)
+    # Two equal rows: no Cholesky features; the caller fits in d dimensions.
+    X2 = np.concatenate([X, X[:1]])
+    assert logistic_regression_in_span(X2, np.r_[y, 0.0], X2.astype(np.float64) @ X2.T.astype(np.float64)) is None
+
+
+@pytest.mark.parametrize("d", [12, 256])  # 256: in the span of the training words
+def test_lrcos_classifiers_are_scikit_learns_fits(d):
+    # Each question's classifier against scikit-learn fitted as the definition says: the other
+    # pairs' a' against their a and 50 seeded random words, drawn in question order, a random
+    # word that is some a' dropped and one that is some a kept twice.
+    from sklearn.linear_model import LogisticRegression
+
+    from embcompare.analogy.lrcos import lrcos_classifiers
+
+    rng = np.random.default_rng(d)
+    V = 400
+    space = Space([f"w{i}" for i in range(V)], rng.standard_normal((V, d)).astype(np.float32))
+    space = Space.from_vectors(space.words, np.asarray(space.E))
+    pairs = [(int(a), int(ap)) for a, ap in rng.choice(V, (12, 2), replace=False)]
+    trains = [[p for j, p in enumerate(pairs) if j != k] for k in range(len(pairs))]
+    L, l0 = lrcos_classifiers(space, trains, np.random.default_rng(5), 50)
+    draws = np.random.default_rng(5)
+    dropped = doubled = 0
+    for k, train in enumerate(trains):
+        pos = sorted({ap for _, ap in train})
+        neg = sorted({a for a, _ in train} - set(pos))
+        rand = [int(r) for r in draws.choice(V, size=50, replace=False)]
+        dropped += sum(r in pos for r in rand)
+        doubled += sum(r in neg for r in rand)
+        rows = pos + neg + [r for r in rand if r not in pos]
+        clf = LogisticRegression(C=1.0, max_iter=1000).fit(np.asarray(space.E)[rows],
+                                                          np.r_[np.ones(len(pos)), np.zeros(len(rows) - len(pos))])
+        np.testing.assert_allclose(L[k], clf.coef_[0], atol=2e-5)
+        assert l0[k] == pytest.approx(clf.intercept_[0], abs=2e-5)
+    assert dropped and doubled  # both cases of a random word met (seeded)
+
+
 def test_an_answer_tied_with_an_excluded_word():
     # q1: the answer bp and ap2, an alternative of a' (excluded), are one vector: the excluded
     # copy neither wins nor counts. q2: the distractor x and xc, an alternative of a', are one
@@ -177,17 +234,18 @@ def test_an_answer_tied_with_an_excluded_word():
         assert r.predicted_words() == [want] and r.rank[0] == want_rank
 
 
+@pytest.mark.parametrize("n_pairs", [7, 90])  # 90: several pair rows per group of the kernel
 @pytest.mark.parametrize("mode", [ADD, MUL, PD, PLAIN])
-def test_numba_pass_equals_the_array_pass(mode):
+def test_numba_pass_equals_the_array_pass(mode, n_pairs):
     # The CPU kernel and the array-namespace pass (CuPy's path, run here on NumPy) on random
     # tables with exclusions, answers and exact ties, against a direct loop as well.
     rng = np.random.default_rng(mode)
     V = 5000
-    P = rng.standard_normal((7, V)).astype(np.float32)
+    P = rng.standard_normal((n_pairs, V)).astype(np.float32)
     B = rng.standard_normal((11, V)).astype(np.float32)
     P[:, 100] = P[:, 200]  # exact ties between candidates: the first one wins
     B[:, 100] = B[:, 200]
-    qp, qb = rng.integers(0, 7, 300), rng.integers(0, 11, 300)
+    qp, qb = rng.integers(0, n_pairs, 300), rng.integers(0, 11, 300)
     c = rng.standard_normal(300).astype(np.float32)
     excluded = [sorted(set(rng.integers(0, V, rng.integers(1, 6)).tolist())) for _ in qp]
     answers = [rng.integers(0, V, rng.integers(1, 4)).tolist() for _ in qp]
@@ -203,6 +261,25 @@ def test_numba_pass_equals_the_array_pass(mode):
         p, b = P[qp[q]], B[qb[q]]
         s = {ADD: p + b, MUL: p * b, PD: (p - c[q]) * b, PLAIN: p}[mode]
         assert (arg[q], rank[q]) == direct_answer(s, set(excluded[q]), answers[q])
+
+
+@pytest.mark.parametrize("mode", [ADD, MUL, PD])
+def test_fused_table_rows_equal_the_array_expressions(mode):
+    # pair_rows / b_rows on NumPy run a Numba pass: the same float32 operations as the array
+    # expressions (CuPy's path), so the same bits, cosines at +-1 and 0 included.
+    from embcompare.analogy.sweep import b_rows, b_rows_arrays, pair_rows, pair_rows_arrays
+
+    rng = np.random.default_rng(10 + mode)
+    S = np.clip(rng.standard_normal((9, 3001)).astype(np.float32) / 2, -1, 1)
+    S[:, :3] = [1, -1, 0]
+    ra, rap = rng.integers(0, 9, 13), rng.integers(0, 9, 13)
+    scale = rng.uniform(0.1, 2, 13).astype(np.float32)
+    got, want = pair_rows(np, mode, S, ra, rap, scale, 1e-3), pair_rows_arrays(np, mode, S, ra, rap, scale, 1e-3)
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    got, want = b_rows(np, mode, S), b_rows_arrays(np, mode, S)
+    assert got.dtype == want.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
 
 
 def test_chunk_edges_do_not_change_the_answer():

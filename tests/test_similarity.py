@@ -16,6 +16,7 @@ import scipy.stats as st
 
 from embcompare.embedders import build_embedder
 from embcompare.similarity import fused as fused_kernel
+from embcompare.similarity import tiles
 from embcompare.similarity.binning import FINE_BITS, UniformBins, equal_mass_lut, fine_index
 from embcompare.similarity.checkpoint import Checkpoint, DuplicateUnit
 from embcompare.similarity.engine import feed_tile, new_partial, pass_one, pass_two
@@ -343,6 +344,67 @@ def test_zero_vectors_are_left_out_and_non_finite_is_an_error():
     assert np.allclose(np.linalg.norm(U, axis=1), 1)
     with pytest.raises(NonFiniteVector, match="'b'"):
         normalize(np.array([[1, 0], [np.nan, 1]], dtype=np.float32), ["a", "b"])
+
+
+def _normalize_reference(X):
+    X = np.asarray(X, dtype=np.float32)
+    norms = np.linalg.norm(X.astype(np.float64), axis=1)
+    zero = norms == 0
+    return (X[~zero] / norms[~zero, None]).astype(np.float32), zero
+
+
+@pytest.mark.parametrize("n,d", [(1, 1), (50, 1), (40, 2), (40, 7), (40, 8), (40, 9), (40, 127), (40, 128),
+                                 (40, 129), (30, 300), (20, 1000), (9, 4096), (5, 4097)])
+def test_normalize_equals_numpy_bit_for_bit(n, d):
+    # Values over a wide range of magnitudes, so that a different order of summing the squares
+    # would show in the last bits; rows of zeros among them, and a row that is zero but one.
+    rng = np.random.default_rng(n * 10007 + d)
+    X = (rng.standard_normal((n, d)) * np.exp(rng.uniform(-20, 20, (n, d)))).astype(np.float32)
+    X[::4] = 0
+    if n > 2:
+        X[1] = 0
+        X[1, -1] = -3e-30
+    U, zero = normalize(X, [f"w{i}" for i in range(n)])
+    R, zero_ref = _normalize_reference(X)
+    assert zero.dtype == bool and np.array_equal(zero, zero_ref)
+    assert U.dtype == np.float32 and U.shape == R.shape and U.flags.c_contiguous
+    assert np.array_equal(U.view(np.uint32), R.view(np.uint32))
+    # The float32 rows hide most differences of the float64 norm; the kernel's sums of squares
+    # follow NumPy's pairwise order, so its norms are NumPy's to the bit (a plain running sum
+    # differs in the last bits of most rows here).
+    sumsq = np.empty(n)
+    tiles._unit_rows(X, tiles._pairwise_plan(d), np.empty_like(X), sumsq)
+    assert np.array_equal(np.sqrt(sumsq), np.linalg.norm(X.astype(np.float64), axis=1))
+
+
+def test_normalize_of_other_layouts_and_dtypes_and_of_nothing():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((60, 130))
+    X[[3, 17]] = 0
+    for Y in (X, X[:, ::2], np.asfortranarray(X), X.astype(np.float32)[::3], X.astype(np.float16)):
+        U, zero = normalize(Y, [str(i) for i in range(len(Y))])
+        R, zero_ref = _normalize_reference(Y)
+        assert np.array_equal(zero, zero_ref) and np.array_equal(U.view(np.uint32), R.view(np.uint32))
+    U, zero = normalize(np.zeros((0, 8), dtype=np.float32), [])
+    assert U.shape == (0, 8) and U.dtype == np.float32 and zero.shape == (0,) and zero.dtype == bool
+    U, zero = normalize(np.zeros((3, 8), dtype=np.float32), ["a", "b", "c"])
+    assert U.shape == (0, 8) and zero.tolist() == [True] * 3
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_normalize_names_the_words_of_non_finite_rows(bad):
+    X = np.ones((10, 33), dtype=np.float32)
+    X[4, 32] = bad
+    with pytest.raises(NonFiniteVector, match=r"\['w4'\] \(1 words\)"):
+        normalize(X, [f"w{i}" for i in range(10)])
+    X[[1, 2, 3, 5, 6, 7, 8], 0] = bad
+    X[9] = 0  # a zero row is no error
+    with pytest.raises(NonFiniteVector, match=r"\['w1', 'w2', 'w3', 'w4', 'w5'\] \(8 words\)"):
+        normalize(X, [f"w{i}" for i in range(10)])
+    # The largest float32 values square and sum without overflow: finite, and unit rows.
+    big = np.full((2, 4096), np.finfo(np.float32).max, dtype=np.float32)
+    U, _ = normalize(big, ["a", "b"])
+    assert np.array_equal(U, _normalize_reference(big)[0]) and np.isfinite(U).all()
 
 
 def test_kernel_results_do_not_depend_on_threads_or_sub_tiles(spaces, monkeypatch):

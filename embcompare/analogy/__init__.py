@@ -12,7 +12,8 @@ answer at rank 1; a question with a word the model lacks (a, b, every a', every 
 reported, and left out of the accuracy, the same way for every method.
 """
 from .evaluate import Section, answer_all, evaluate, load_sections, parse_entry, result_row
-from .methods import Table, answer_pairs, answer_section, answer_sets, logistic_regression
+from .lrcos import logistic_regression
+from .methods import Table, answer_pairs, answer_section, answer_sets
 from .space import (EXCLUSION_POLICY, METHODS, OOV_POLICY, PAIR_METHODS, SET_METHODS, Answers, Question, Space,
                     pair_questions, summarize)
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
+from .lrcos import lrcos_classifiers
 from .space import PAIR_METHODS, SET_METHODS, Answers, Question, Space
-from .sweep import ADD, MUL, PD, PLAIN, Plan, sweep
+from .sweep import ADD, MUL, PD, PLAIN, Plan, b_rows, pair_rows, sweep
 
 
 @dataclass
@@ -103,24 +103,20 @@ def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[
     pairs = list(pair_of)
     ra, rap = table.row([a for a, _ in pairs]), table.row([ap for _, ap in pairs])
     plan = Plan(qp, table.row(b_), excluded, answers)
-    D = S[xp.asarray(rap)] - S[xp.asarray(ra)]
+    scale = None
+    if "PairDistance" in methods:
+        E = space.E
+        v = E[xp.asarray(np.array([ap for _, ap in pairs]))] - E[xp.asarray(np.array([a for a, _ in pairs]))]
+        scale = xp.maximum(xp.linalg.norm(v, axis=1), np.float32(1e-12)).astype(np.float32)
     for m in methods:
+        mode = {"3CosAdd": ADD, "3CosMul": MUL, "PairDistance": PD}[m]
+        P = pair_rows(xp, mode, S, ra, rap, scale if mode == PD else None, eps)
+        B = b_rows(xp, mode, S)
         c = np.zeros(len(ok), dtype=np.float32)
-        if m == "3CosAdd":
-            P, B, mode = D, S, ADD
-        elif m == "3CosMul":
-            T = (S + 1) / 2
-            P, B, mode = T[xp.asarray(rap)] / (T[xp.asarray(ra)] + np.float32(eps)), T, MUL
-        else:  # PairDistance
-            E = space.E
-            v = E[xp.asarray(np.array([ap for _, ap in pairs]))] - E[xp.asarray(np.array([a for a, _ in pairs]))]
-            norm = xp.maximum(xp.linalg.norm(v, axis=1), np.float32(1e-12)).astype(np.float32)
-            P = D / norm[:, None]
-            B = 1 / xp.maximum(xp.sqrt(xp.maximum(2 - 2 * S, 0)), np.float32(1e-12))
+        if mode == PD:
             from ..backend import to_numpy
 
             c = to_numpy(P[xp.asarray(qp), xp.asarray(np.array(b_))]).astype(np.float32)
-            mode = PD
         arg, rank = sweep(xp, P, B, c, mode, plan)
         _fill(out[m], ok, arg, rank, plan)
     return out
@@ -172,66 +168,13 @@ def answer_sets(space: Space, pairs: Sequence[tuple[str, Sequence[str]]], method
                     W[k, table.rows[a]] -= np.float32(1 / len(train))
             scores = xp.asarray(W) @ S
         else:  # LRCos
-            rng = np.random.default_rng(seed)
-            L = np.zeros((len(ok), E.shape[1]), dtype=np.float32)
-            l0 = np.zeros(len(ok), dtype=np.float32)
-            # One BLAS thread: the fits' vector operations are tiny, and OpenBLAS threads waking
-            # for each of them cost more than the fit (10x on a busy machine).
-            with threadpool_limits(limits=1, user_api="blas"):
-                for k, train in enumerate(trains):
-                    L[k], l0[k] = _lrcos_classifier(space, train, rng, n_random_negatives)
+            L, l0 = lrcos_classifiers(space, trains, np.random.default_rng(seed), n_random_negatives)
             logits = xp.asarray(L) @ E.T + xp.asarray(l0)[:, None]
             scores = (1 / (1 + xp.exp(-logits))) * S[xp.asarray(table.row(ib))]
         scores = scores.astype(np.float32, copy=False)
         arg, rank = sweep(xp, scores, scores, zero, PLAIN, plan)
         _fill(out[m], ok, arg, rank, plan)
     return out
-
-
-def _lrcos_classifier(space: Space, train: list[tuple[int, int]], rng: np.random.Generator,
-                      n_random: int) -> tuple[np.ndarray, np.float32]:
-    """(weights, intercept) of LRCos's logistic regression: the training pairs' a' (positive)
-    against their a and ``n_random`` seeded random candidates (negative)."""
-    from ..backend import to_numpy
-
-    pos = sorted({ap for _, ap in train})
-    neg = sorted({a for a, _ in train} - set(pos))
-    rand = rng.choice(len(space.words), size=min(n_random, len(space.words)), replace=False)
-    neg += [int(r) for r in rand if int(r) not in set(pos)]
-    X = to_numpy(space.E[space.xp.asarray(np.array(pos + neg))]).astype(np.float32)
-    y = np.r_[np.ones(len(pos)), np.zeros(len(neg))].astype(np.float32)
-    w = logistic_regression(X, y)
-    return w[:-1].astype(np.float32), np.float32(w[-1])
-
-
-def logistic_regression(X: np.ndarray, y: np.ndarray, C: float = 1.0, max_iter: int = 1000,
-                        tol: float = 1e-4) -> np.ndarray:
-    """Weights and intercept (last) of scikit-learn's ``LogisticRegression(C, max_iter, tol)``
-    (lbfgs, L2 on the weights only): its objective, mean log-loss + ||w||^2 / (2 C n), and its
-    L-BFGS-B call, from zero, with the same options. The objective is evaluated here in
-    float64 NumPy rather than through scikit-learn's per-fit input checks and loss objects,
-    which cost several times the fit on LRCos's small training sets (tests compare the two)."""
-    from scipy import optimize
-    from scipy.special import expit, log_expit
-
-    Xd = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    n = Xd.shape[0]
-    l2 = 1.0 / (C * n)
-
-    def loss_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
-        raw = Xd @ w[:-1] + w[-1]
-        # log(1 + e^raw) - y raw, written without overflow: -log_expit(-raw) = log(1 + e^raw)
-        loss = float(np.mean(-log_expit(-raw) - y * raw)) + 0.5 * l2 * float(w[:-1] @ w[:-1])
-        r = (expit(raw) - y) / n
-        g = np.empty_like(w)
-        g[:-1] = Xd.T @ r + l2 * w[:-1]
-        g[-1] = r.sum()
-        return loss, g
-
-    res = optimize.minimize(loss_grad, np.zeros(Xd.shape[1] + 1), method="L-BFGS-B", jac=True,
-                            options={"maxiter": max_iter, "maxls": 50, "gtol": tol, "ftol": 64 * np.finfo(float).eps})
-    return res.x
 
 
 def answer_section(space: Space, questions: Sequence[Question], set_pairs: Sequence[tuple[str, Sequence[str]]],

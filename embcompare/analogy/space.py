@@ -58,19 +58,12 @@ class Space:
         self.index = {w: i for i, w in enumerate(self.words)}
 
     @classmethod
-    def from_vectors(cls, words: Sequence[str], X: np.ndarray, xp: ModuleType = np,
-                     rows_per_step: int = 16384) -> "Space":
-        """Unit rows of ``X``; a zero vector is left out (it is no embedding), as in similarity.
-        Normalised in steps of rows, so the float64 norms never need a copy of all of ``X``."""
+    def from_vectors(cls, words: Sequence[str], X: np.ndarray, xp: ModuleType = np) -> "Space":
+        """Unit rows of ``X``; a zero vector is left out (it is no embedding), as in similarity."""
         from ..similarity.tiles import normalize
 
-        keep, parts = [], []
-        for s in range(0, len(words), rows_per_step):
-            U, zero = normalize(X[s: s + rows_per_step], words[s: s + rows_per_step])
-            parts.append(U)
-            keep += [w for w, z in zip(words[s: s + rows_per_step], zero) if not z]
-        E = np.concatenate(parts) if parts else np.zeros((0, X.shape[1]), dtype=np.float32)
-        return cls(keep, xp.asarray(E), xp)
+        E, zero = normalize(X, words)
+        return cls([w for w, z in zip(words, zero.tolist()) if not z], xp.asarray(E), xp)
 
     def ids(self, words: Sequence[str]) -> list[int]:
         return [self.index[w] for w in words if w in self.index]

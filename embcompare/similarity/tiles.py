@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from types import ModuleType
 from typing import Sequence
 
+import numba as nb
 import numpy as np
 
 from ..backend import free_memory_bytes
@@ -34,20 +36,132 @@ class NonFiniteVector(ValueError):
     pass
 
 
+PW_BLOCK = 128  # NumPy's pairwise-summation block (PW_BLOCKSIZE in its loops_utils.h)
+
+
+@lru_cache(maxsize=None)
+def _pairwise_plan(d: int) -> np.ndarray:
+    """NumPy's pairwise summation of d values (its ``pairwise_sum``: a block of at most 128 is
+    summed in 8 lanes; a longer run is halved at a multiple of 8 and the halves' sums added) as
+    a post-order program for a stack: rows (start, length) sum a block, (-1, 0) adds the top two.
+    A loop over it in Numba stands in for the recursion, which Numba cannot cache."""
+    ops: list[tuple[int, int]] = []
+
+    def visit(i0: int, n: int) -> None:
+        if n <= PW_BLOCK:
+            ops.append((i0, n))
+            return
+        n2 = n // 2
+        n2 -= n2 % 8
+        visit(i0, n2)
+        visit(i0 + n2, n - n2)
+        ops.append((-1, 0))
+
+    visit(0, d)
+    plan = np.array(ops, dtype=np.int64).reshape(-1, 2)
+    plan.setflags(write=False)
+    return plan
+
+
+@nb.njit(inline="always")
+def _block_sumsq(x, i0, n):
+    """Sum of float64(x[i])**2 over x[i0: i0+n], n <= 128, in NumPy's order; each square of a
+    float32 is exact in float64."""
+    if n < 8:
+        res = 0.0
+        for i in range(i0, i0 + n):
+            v = np.float64(x[i])
+            res += v * v
+        return res
+    v0, v1, v2, v3 = np.float64(x[i0]), np.float64(x[i0 + 1]), np.float64(x[i0 + 2]), np.float64(x[i0 + 3])
+    v4, v5, v6, v7 = np.float64(x[i0 + 4]), np.float64(x[i0 + 5]), np.float64(x[i0 + 6]), np.float64(x[i0 + 7])
+    r0, r1, r2, r3, r4, r5, r6, r7 = v0 * v0, v1 * v1, v2 * v2, v3 * v3, v4 * v4, v5 * v5, v6 * v6, v7 * v7
+    end8 = i0 + n - n % 8
+    for i in range(i0 + 8, end8, 8):
+        v0, v1, v2, v3 = np.float64(x[i]), np.float64(x[i + 1]), np.float64(x[i + 2]), np.float64(x[i + 3])
+        v4, v5, v6, v7 = np.float64(x[i + 4]), np.float64(x[i + 5]), np.float64(x[i + 6]), np.float64(x[i + 7])
+        r0 += v0 * v0
+        r1 += v1 * v1
+        r2 += v2 * v2
+        r3 += v3 * v3
+        r4 += v4 * v4
+        r5 += v5 * v5
+        r6 += v6 * v6
+        r7 += v7 * v7
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(end8, i0 + n):
+        v = np.float64(x[i])
+        res += v * v
+    return res
+
+
+@nb.njit(parallel=True, cache=True)
+def _unit_rows(X, plan, out, sumsq):
+    """Per row: the float64 sum of squares into ``sumsq``, in the order of ``plan``
+    (:func:`_pairwise_plan`), so that its root is ``np.linalg.norm``'s to the bit. It is
+    non-finite iff the row has a NaN or an Inf (a finite float32 square is below 2**256: no sum
+    of them overflows). For a finite non-zero row, float32(float64(x) / norm) into ``out``,
+    read while the row is in cache."""
+    d = X.shape[1]
+    for i in nb.prange(X.shape[0]):
+        row = X[i]
+        stack = np.empty(64, dtype=np.float64)  # the tree is at most log2(d) deep
+        sp = 0
+        for k in range(plan.shape[0]):
+            if plan[k, 0] >= 0:
+                stack[sp] = _block_sumsq(row, plan[k, 0], plan[k, 1])
+                sp += 1
+            else:
+                stack[sp - 2] = stack[sp - 2] + stack[sp - 1]
+                sp -= 1
+        s = 0.0 + stack[0]  # the reduction's identity, as NumPy's add.reduce
+        sumsq[i] = s
+        if s != 0.0 and np.isfinite(s):
+            norm = np.sqrt(s)
+            o = out[i]
+            for j in range(d):
+                o[j] = np.float32(np.float64(row[j]) / norm)
+
+
+@nb.njit(cache=True)
+def _drop_rows(out, zero):
+    """Move the rows not flagged in ``zero`` to the front, in order; their count."""
+    k = 0
+    for i in range(out.shape[0]):
+        if not zero[i]:
+            if k != i:
+                out[k] = out[i]
+            k += 1
+    return k
+
+
 def normalize(X: np.ndarray, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """(unit float32 rows of the non-zero vectors, boolean mask of the zero vectors).
 
     A zero vector is not a word embedding: it is left out, never turned into NaN. A
     non-finite value is an error naming the word (docs/definitions.md, Cosine and all pairs).
+
+    Bit for bit ``(X[~zero] / norms[~zero, None]).astype(np.float32)`` with ``norms =
+    np.linalg.norm(X.astype(np.float64), axis=1)``, in one parallel pass over ``X`` and no
+    temporary of its size besides the result.
     """
     X = np.asarray(X, dtype=np.float32)
-    finite = np.isfinite(X).all(axis=1)
+    if X.ndim != 2:
+        raise ValueError(f"vectors of shape {X.shape}: expected (n, d)")
+    out = np.empty(X.shape, dtype=np.float32)
+    sumsq = np.empty(X.shape[0], dtype=np.float64)
+    if X.size:
+        _unit_rows(X, _pairwise_plan(X.shape[1]), out, sumsq)
+    else:
+        sumsq[:] = 0.0
+    finite = np.isfinite(sumsq)
     if not finite.all():
         bad = [words[i] for i in np.flatnonzero(~finite)[:5]]
         raise NonFiniteVector(f"non-finite values in the vectors of {bad} ({int((~finite).sum())} words)")
-    norms = np.linalg.norm(X.astype(np.float64), axis=1)
-    zero = norms == 0
-    return (X[~zero] / norms[~zero, None]).astype(np.float32), zero
+    zero = sumsq == 0
+    if zero.any():
+        out = out[: _drop_rows(out, zero)]
+    return out, zero
 
 
 def choose_block(n: int, d: int, xp: ModuleType = np, memory_fraction: float = 0.25,
