@@ -345,7 +345,8 @@ def compare(store: str, model: str, legacy_path: str) -> None:
     E = np.asarray(space.E, dtype=np.float64)
     idx = space.index
     groups = {k: g for k, g in old.groupby(["dataset", "category", "method"], sort=False)}
-    stats = {m: {"n": 0, "same": 0, "gap": 0.0, "untied": 0} for m in METHOD_ORDER}
+    stats = {m: {"n": 0, "same": 0, "gap": 0.0, "untied": 0, "old_right": 0, "new_right": 0, "cos_b": -1.0}
+             for m in METHOD_ORDER}
     acc_diff = 0.0
     acc = {}
     for sec, answers in got:
@@ -375,6 +376,14 @@ def compare(store: str, model: str, legacy_path: str) -> None:
                 gap = abs(float(s[idx[o["predicted"].iloc[k]]]) - float(s[idx[pred[k]]]))
                 st["gap"] = max(st["gap"], gap)
                 st["untied"] += gap > 1e-5
+                if gap > 1e-5 and m in PAIR_METHODS:  # which engine found the float64 argmax?
+                    s = np.array(s, dtype=np.float64)
+                    s[[idx[q.a], idx[q.b], *space.ids(q.a_prime)]] = -np.inf
+                    best = space.words[int(np.argmax(s))]
+                    st["old_right"] += o["predicted"].iloc[k] == best
+                    st["new_right"] += pred[k] == best
+                    cos_b = max(float(E[idx[w]] @ E[idx[q.b]]) for w in (o["predicted"].iloc[k], pred[k]))
+                    st["cos_b"] = max(st["cos_b"], cos_b)
             n_ans = int((~o["oov"]).sum())
             if n_ans:
                 a_old, a_new = o["correct"].sum() / n_ans, ans.correct.sum() / n_ans
@@ -392,6 +401,10 @@ def compare(store: str, model: str, legacy_path: str) -> None:
         print(f"  {m:12s} {st['n']:7d} answered: same prediction {st['same'] / st['n']:.5%}, "
               f"{st['n'] - st['same']} differ, largest score gap of a differing pair {st['gap']:.2e}, "
               f"{st['untied']} over 1e-5")
+        if st["untied"] and m in PAIR_METHODS:
+            print(f"  {'':12s} of those over 1e-5, the float64 argmax is the old engine's prediction in "
+                  f"{st['old_right']}, the new one's in {st['new_right']}; the largest cosine of a "
+                  f"prediction to b: {st['cos_b']:.6f}")
     print(f"  all methods  {total_n:7d} answered: same prediction {total_same / total_n:.5%}")
     for (d, m), (n, c_old, c_new) in sorted(acc.items()):
         print(f"  accuracy {d:6s} {m:12s} old {c_old / n:.4f} new {c_new / n:.4f}")

@@ -264,7 +264,7 @@ def test_numba_pass_equals_the_array_pass(mode, n_pairs):
 
 
 @pytest.mark.parametrize("mode", [ADD, MUL, PD])
-def test_fused_table_rows_equal_the_array_expressions(mode):
+def test_fused_table_rows_equal_the_array_expressions(mode):  # pair rows: ADD and MUL
     # pair_rows / b_rows on NumPy run a Numba pass: the same float32 operations as the array
     # expressions (CuPy's path), so the same bits, cosines at +-1 and 0 included.
     from embcompare.analogy.sweep import b_rows, b_rows_arrays, pair_rows, pair_rows_arrays
@@ -273,10 +273,10 @@ def test_fused_table_rows_equal_the_array_expressions(mode):
     S = np.clip(rng.standard_normal((9, 3001)).astype(np.float32) / 2, -1, 1)
     S[:, :3] = [1, -1, 0]
     ra, rap = rng.integers(0, 9, 13), rng.integers(0, 9, 13)
-    scale = rng.uniform(0.1, 2, 13).astype(np.float32)
-    got, want = pair_rows(np, mode, S, ra, rap, scale, 1e-3), pair_rows_arrays(np, mode, S, ra, rap, scale, 1e-3)
-    assert got.dtype == want.dtype == np.float32
-    np.testing.assert_array_equal(got, want)
+    if mode != PD:
+        got, want = pair_rows(np, mode, S, ra, rap, 1e-3), pair_rows_arrays(np, mode, S, ra, rap, 1e-3)
+        assert got.dtype == want.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
     got, want = b_rows(np, mode, S), b_rows_arrays(np, mode, S)
     assert got.dtype == want.dtype == np.float32
     np.testing.assert_array_equal(got, want)

@@ -163,7 +163,7 @@ def lrcos_classifiers(space, trains: Sequence[Sequence[tuple[int, int]]], rng: n
         R = E[xp.asarray(np.concatenate(rands).astype(np.int64))].astype(np.float64)
         G_ss = to_numpy(Xs @ Xs.T)
         G_rs = to_numpy(R @ Xs.T)
-        R3 = R.reshape(len(trains), -1, d)
+        R3 = R.reshape(len(trains), min(n_random, V), d)
         G_rr = to_numpy(R3 @ R3.transpose(0, 2, 1))
         del Xs, R, R3
     # One BLAS thread: the fits' vector operations are tiny, and OpenBLAS threads waking for

@@ -1,13 +1,14 @@
 """The five analogy methods over one section of a data set (a BATS category, a Google section),
 scored from the section's similarity table S = U @ E.T: the cosines of its distinct words U
-(a, the example a', b) against every candidate. One product of |U| x d x V per section;
-everything after it is per element and independent of d (docs/definitions.md, "Analogies").
+(a, the example a', b) against every candidate, in one product with PairDistance's pair
+directions and LRCos's classifiers; everything after it is per element and independent of d
+(docs/definitions.md, "Analogies").
 
 Pair methods, per question (a, a', b) with p its pair (a, a') and score rows over candidates d:
   3CosAdd       S[a'] - S[a] + S[b]                     (= cos(d, a' - a + b) times |a' - a + b|)
   3CosMul       T[a'] / (T[a] + eps) * T[b],  T = (S + 1) / 2
-  PairDistance  ((S[a'] - S[a]) / |a' - a| - c) / |d - b|,  c = b . (a' - a) / |a' - a|,
-                |d - b| = sqrt(2 - 2 S[b])              (= cos(d - b, a' - a))
+  PairDistance  (D[p] - c) / |d - b|,  D[p] = d . (a' - a) / |a' - a| (the directions' products),
+                c = its value at b, |d - b| = sqrt(2 - 2 S[b])   (= cos(d - b, a' - a))
 the per-pair row (first term) computed once per pair, the per-b row once per b; sweep.py
 reads them once per question. Set methods, all of a section's questions at once:
   3CosAvg       W @ S: row q = S[b] + mean of S[a'_i] - S[a_i] over the other pairs
@@ -18,7 +19,7 @@ Scaling a question's scores by a positive constant changes neither its argmax no
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -31,23 +32,28 @@ from .sweep import ADD, MUL, PD, PLAIN, Plan, b_rows, pair_rows, sweep
 @dataclass
 class Table:
     """S: the cosines of some candidates (``rows``: candidate index -> row) against all; and
-    ``extra``: the products of other vectors (LRCos's classifiers) against all, when asked."""
+    ``extra``: name -> the products of other vectors against all (LRCos's classifiers,
+    PairDistance's directions), computed in the same product."""
 
     rows: dict[int, int]
     S: object
-    extra: object = None
+    extra: dict = field(default_factory=dict)
 
     @classmethod
-    def of(cls, space: Space, ids: Sequence[int], extra=None) -> "Table":
-        """The table of candidates ``ids``, and of the rows of ``extra`` (k x d) in the same
-        product: 100 rows and 50 at once run at 240 GFLOP/s, 50 alone at 145 (d = 4096)."""
+    def of(cls, space: Space, ids: Sequence[int], extra: dict | None = None) -> "Table":
+        """The table of candidates ``ids`` and the products of ``extra`` (name -> k x d rows),
+        in one product: 100 rows and 50 at once run at 240 GFLOP/s, 50 alone at 145 (d = 4096)."""
         xp, E = space.xp, space.E
         ids = sorted(set(int(i) for i in ids))
-        U = E[xp.asarray(np.array(ids, dtype=np.int64))]
-        if extra is not None:
-            U = xp.concatenate([U, xp.asarray(extra, dtype=E.dtype)])
+        blocks = [E[xp.asarray(np.array(ids, dtype=np.int64))]]
+        blocks += [xp.asarray(v, dtype=E.dtype) for v in (extra or {}).values()]
+        U = xp.concatenate(blocks) if len(blocks) > 1 else blocks[0]
         S = U @ E.T if len(U) else xp.zeros((0, E.shape[0]), dtype=E.dtype)
-        return cls({i: r for r, i in enumerate(ids)}, S[: len(ids)], None if extra is None else S[len(ids):])
+        out, start = {}, len(ids)
+        for name, v in (extra or {}).items():
+            out[name] = S[start: start + len(v)]
+            start += len(v)
+        return cls({i: r for r, i in enumerate(ids)}, S[: len(ids)], out)
 
     def row(self, ids: Sequence[int]) -> np.ndarray:
         return np.array([self.rows[i] for i in ids], dtype=np.int64)
@@ -77,17 +83,9 @@ def pair_words(space: Space, questions: Sequence[Question]) -> list[int]:
     return out
 
 
-def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[str], eps: float = 1e-3,
-                 table: Table | None = None) -> dict[str, Answers]:
-    """The pair methods over ``questions``. The example a' is the first alternative the model
-    has; a, b and every alternative of a' are excluded; a question with a word the model lacks
-    (a, b, every a', every answer) is OOV."""
-    bad = [m for m in methods if m not in PAIR_METHODS]
-    if bad:
-        raise ValueError(f"{bad} are not pair methods; pair methods: {list(PAIR_METHODS)}")
-    xp, idx = space.xp, space.index
-    questions = list(questions)
-    out = {m: _empty(m, questions, space.words) for m in methods}
+def _answerable(space: Space, questions: Sequence[Question]):
+    """(positions, a, example a', b, excluded, answers) of the questions the model can answer."""
+    idx = space.index
     ok, a_, ap_, b_, excluded, answers = [], [], [], [], [], []
     for i, q in enumerate(questions):
         ap = space.ids(q.a_prime)
@@ -99,30 +97,65 @@ def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[
             b_.append(idx[q.b])
             excluded.append([idx[q.a], idx[q.b], *ap])
             answers.append(ans)
+    return ok, a_, ap_, b_, excluded, answers
+
+
+def _pairs(a_: Sequence[int], ap_: Sequence[int]) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """The distinct pairs (a, a') in order of first use, and each question's pair."""
+    pair_of: dict[tuple[int, int], int] = {}
+    qp = np.array([pair_of.setdefault(k, len(pair_of)) for k in zip(a_, ap_)], dtype=np.int64)
+    return list(pair_of), qp
+
+
+def pair_directions(space: Space, questions: Sequence[Question]) -> np.ndarray:
+    """PairDistance's unit directions (a' - a) / |a' - a|, float32, one row per distinct pair
+    of the answerable ``questions`` (the order :func:`answer_pairs` uses)."""
+    from ..backend import to_numpy
+
+    _, a_, ap_, _, _, _ = _answerable(space, questions)
+    pairs, _ = _pairs(a_, ap_)
+    E = to_numpy(space.E)
+    v = E[[ap for _, ap in pairs]] - E[[a for a, _ in pairs]] if pairs else np.zeros((0, E.shape[1]), np.float32)
+    return (v / np.maximum(np.linalg.norm(v, axis=1), np.float32(1e-12))[:, None]).astype(np.float32)
+
+
+def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[str], eps: float = 1e-3,
+                 table: Table | None = None) -> dict[str, Answers]:
+    """The pair methods over ``questions``. The example a' is the first alternative the model
+    has; a, b and every alternative of a' are excluded; a question with a word the model lacks
+    (a, b, every a', every answer) is OOV."""
+    bad = [m for m in methods if m not in PAIR_METHODS]
+    if bad:
+        raise ValueError(f"{bad} are not pair methods; pair methods: {list(PAIR_METHODS)}")
+    xp = space.xp
+    questions = list(questions)
+    out = {m: _empty(m, questions, space.words) for m in methods}
+    ok, a_, ap_, b_, excluded, answers = _answerable(space, questions)
     if not ok or not methods:
         return out
     if table is None:
         table = Table.of(space, a_ + ap_ + b_)
     S = table.S
-    pair_of: dict[tuple[int, int], int] = {}
-    qp = np.array([pair_of.setdefault(k, len(pair_of)) for k in zip(a_, ap_)], dtype=np.int64)
-    pairs = list(pair_of)
+    pairs, qp = _pairs(a_, ap_)
     ra, rap = table.row([a for a, _ in pairs]), table.row([ap for _, ap in pairs])
     plan = Plan(qp, table.row(b_), excluded, answers)
-    scale = None
-    if "PairDistance" in methods:
-        E = space.E
-        v = E[xp.asarray(np.array([ap for _, ap in pairs]))] - E[xp.asarray(np.array([a for a, _ in pairs]))]
-        scale = xp.maximum(xp.linalg.norm(v, axis=1), np.float32(1e-12)).astype(np.float32)
     for m in methods:
         mode = {"3CosAdd": ADD, "3CosMul": MUL, "PairDistance": PD}[m]
-        P = pair_rows(xp, mode, S, ra, rap, scale if mode == PD else None, eps)
         B = b_rows(xp, mode, S)
         c = np.zeros(len(ok), dtype=np.float32)
         if mode == PD:
             from ..backend import to_numpy
 
+            # cos(d, a' - a) straight from the unit directions' products: from the table, as
+            # (S[a'] - S[a]) / |a' - a|, the rounding of S grows by 1 / |a' - a|, and with the
+            # 1 / |d - b| of candidates near b it chose another answer than float64 arithmetic
+            # on 36 of SmolLM2's PairDistance questions where the old engine did not.
+            P = table.extra.get("directions")
+            if P is None or len(P) != len(pairs):
+                P = xp.asarray(pair_directions(space, questions)) @ space.E.T
             c = to_numpy(P[xp.asarray(qp), xp.asarray(np.array(b_))]).astype(np.float32)
+        else:
+            P = pair_rows(xp, mode, S, ra, rap, eps=eps)
         arg, rank = sweep(xp, P, B, c, mode, plan)
         _fill(out[m], ok, arg, rank, plan)
     return out
@@ -155,12 +188,12 @@ def answer_sets(space: Space, pairs: Sequence[tuple[str, Sequence[str]]], method
     """The set methods over a section's pairs, each pair (b, b') once, trained on the others
     (leave one out). Only b is excluded. LRCos draws ``n_random_negatives`` words per answered
     question, in question order, from one generator seeded with ``seed``; or takes its
-    ``classifiers`` (weights, intercepts) as fitted, whose products are ``table.extra``."""
+    ``classifiers`` (weights, intercepts) as fitted, whose products are ``table.extra["lrcos"]``."""
     bad = [m for m in methods if m not in SET_METHODS]
     if bad:
         raise ValueError(f"{bad} are not set methods; set methods: {list(SET_METHODS)}")
-    if classifiers is not None and (table is None or table.extra is None):
-        raise ValueError("LRCos classifiers come with the table of their products (Table.of(..., extra=weights))")
+    if classifiers is not None and (table is None or "lrcos" not in table.extra):
+        raise ValueError("LRCos classifiers come with the table of their products: Table.of(..., {'lrcos': weights})")
     xp, E = space.xp, space.E
     questions, ok, ib, answers, trains = _set_questions(space, pairs)
     out = {m: _empty(m, questions, space.words) for m in methods}
@@ -187,7 +220,7 @@ def answer_sets(space: Space, pairs: Sequence[tuple[str, Sequence[str]]], method
                 L, l0 = lrcos_classifiers(space, trains, np.random.default_rng(seed), n_random_negatives)
                 products = xp.asarray(L) @ E.T
             else:
-                (L, l0), products = classifiers, table.extra
+                (L, l0), products = classifiers, table.extra["lrcos"]
             logits = products + xp.asarray(l0)[:, None]
             scores = (1 / (1 + xp.exp(-logits))) * S[xp.asarray(table.row(ib))]
         scores = scores.astype(np.float32, copy=False)
@@ -204,11 +237,14 @@ def answer_section(space: Space, questions: Sequence[Question], set_pairs: Seque
     pair_m = [m for m in methods if m in PAIR_METHODS]
     set_m = [m for m in methods if m in SET_METHODS]
     ids = (pair_words(space, questions) if pair_m else []) + (set_words(space, set_pairs) if set_m else [])
-    classifiers = None
+    classifiers, extra = None, {}
+    if "PairDistance" in pair_m:
+        extra["directions"] = pair_directions(space, questions)
     if "LRCos" in set_m:  # fitted first, so that their products join the table's
         trains = _set_questions(space, set_pairs)[4]
         classifiers = lrcos_classifiers(space, trains, np.random.default_rng(seed), n_random_negatives)
-    table = Table.of(space, ids, None if classifiers is None else classifiers[0])
+        extra["lrcos"] = classifiers[0]
+    table = Table.of(space, ids, extra)
     out = answer_pairs(space, questions, pair_m, eps, table) if pair_m else {}
     if set_m:
         out.update(answer_sets(space, set_pairs, set_m, n_random_negatives, seed, table, classifiers))

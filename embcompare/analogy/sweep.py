@@ -138,7 +138,7 @@ def _kernel(mode, P, B, qp, qb, c, ex_ptr, ex_idx, an_ptr, an_idx, g_ptr, order)
 
 
 @nb.njit(parallel=True, cache=True)
-def _pair_rows_kernel(mode, S, ra, rap, scale, eps):
+def _pair_rows_kernel(mode, S, ra, rap, eps):
     P = np.empty((ra.shape[0], S.shape[1]), dtype=np.float32)
     one, two = np.float32(1), np.float32(2)
     for p in nb.prange(ra.shape[0]):
@@ -146,9 +146,6 @@ def _pair_rows_kernel(mode, S, ra, rap, scale, eps):
         if mode == MUL:
             for j in range(out.shape[0]):
                 out[j] = ((sp[j] + one) / two) / ((sa[j] + one) / two + eps)
-        elif mode == PD:
-            for j in range(out.shape[0]):
-                out[j] = (sp[j] - sa[j]) / scale[p]
         else:
             for j in range(out.shape[0]):
                 out[j] = sp[j] - sa[j]
@@ -172,25 +169,25 @@ def _b_rows_kernel(mode, S):
     return B
 
 
-def pair_rows(xp: ModuleType, mode: int, S, ra: np.ndarray, rap: np.ndarray, scale=None, eps: float = 1e-3):
-    """The per-pair rows P of a pair method from the similarity table ``S``, pair p being rows
-    (``ra[p]``, ``rap[p]``) of S (a, a'): ADD S[a'] - S[a]; MUL T[a'] / (T[a] + eps) with
-    T = (S + 1) / 2; PD (S[a'] - S[a]) / ``scale[p]`` (|a' - a|). On NumPy one fused pass
-    (Numba) with the same float32 operations as the array expressions, so the same bits."""
+def pair_rows(xp: ModuleType, mode: int, S, ra: np.ndarray, rap: np.ndarray, eps: float = 1e-3):
+    """The per-pair rows P of 3CosAdd (ADD: S[a'] - S[a]) or 3CosMul (MUL: T[a'] / (T[a] + eps),
+    T = (S + 1) / 2) from the similarity table ``S``, pair p being rows (``ra[p]``, ``rap[p]``)
+    of S. On NumPy one fused pass (Numba) with the same float32 operations as the array
+    expressions, so the same bits."""
+    if mode not in (ADD, MUL):
+        raise ValueError(f"pair_rows is for ADD and MUL, not mode {mode}")
     ra, rap = np.asarray(ra, dtype=np.int64), np.asarray(rap, dtype=np.int64)
     if xp is np:
-        scale = np.ones(len(ra), dtype=np.float32) if scale is None else np.asarray(scale, dtype=np.float32)
-        return _pair_rows_kernel(mode, np.ascontiguousarray(S, dtype=np.float32), ra, rap, scale, np.float32(eps))
-    return pair_rows_arrays(xp, mode, S, ra, rap, scale, eps)
+        return _pair_rows_kernel(mode, np.ascontiguousarray(S, dtype=np.float32), ra, rap, np.float32(eps))
+    return pair_rows_arrays(xp, mode, S, ra, rap, eps)
 
 
-def pair_rows_arrays(xp: ModuleType, mode: int, S, ra: np.ndarray, rap: np.ndarray, scale=None, eps: float = 1e-3):
+def pair_rows_arrays(xp: ModuleType, mode: int, S, ra: np.ndarray, rap: np.ndarray, eps: float = 1e-3):
     """:func:`pair_rows` through the array namespace (CuPy on a GPU)."""
     ra, rap = xp.asarray(ra), xp.asarray(rap)
     if mode == MUL:
         return ((S[rap] + 1) / 2) / ((S[ra] + 1) / 2 + np.float32(eps))
-    D = S[rap] - S[ra]
-    return D / xp.asarray(scale, dtype=np.float32)[:, None] if mode == PD else D
+    return S[rap] - S[ra]
 
 
 def b_rows(xp: ModuleType, mode: int, S):
