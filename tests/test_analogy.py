@@ -169,20 +169,20 @@ def test_logistic_regression_in_the_span_of_its_rows_takes_the_same_steps():
     y = (X[:, 0] + 0.05 * rng.standard_normal(40) > 0).astype(np.float64)
     count = rng.integers(1, 3, 40).astype(np.float64)
     X64 = X.astype(np.float64)
-    w_span = logistic_regression_in_span(X, y, X64 @ X64.T, sample_weight=count)
+    w_span = logistic_regression_in_span(lambda a: X64.T @ a, 300, y, X64 @ X64.T, sample_weight=count)
     w_full = logistic_regression(X, y, sample_weight=count)
-    np.testing.assert_allclose(w_span, w_full, atol=1e-6)
+    np.testing.assert_allclose(w_span, w_full, atol=1e-12)  # the same steps: float64 rounding apart
     clf = LogisticRegression(C=1.0, max_iter=1000).fit(np.repeat(X, count.astype(int), axis=0),
                                                       np.repeat(y, count.astype(int)))
     np.testing.assert_allclose(w_span[:-1], clf.coef_[0], atol=1e-5)
     assert w_span[-1] == pytest.approx(clf.intercept_[0], abs=1e-5)
     # Two equal rows: no Cholesky features; the caller fits in d dimensions.
-    X2 = np.concatenate([X, X[:1]])
-    assert logistic_regression_in_span(X2, np.r_[y, 0.0], X2.astype(np.float64) @ X2.T.astype(np.float64)) is None
+    X2 = np.concatenate([X64, X64[:1]])
+    assert logistic_regression_in_span(lambda a: X2.T @ a, 300, np.r_[y, 0.0], X2 @ X2.T) is None
 
 
 @pytest.mark.parametrize("d", [12, 256])  # 256: in the span of the training words
-def test_lrcos_classifiers_are_scikit_learns_fits(d):
+def test_lrcos_classifiers_are_scikit_learns_fits(d, monkeypatch):
     # Each question's classifier against scikit-learn fitted as the definition says: the other
     # pairs' a' against their a and 50 seeded random words, drawn in question order, a random
     # word that is some a' dropped and one that is some a kept twice.
@@ -196,7 +196,13 @@ def test_lrcos_classifiers_are_scikit_learns_fits(d):
     space = Space.from_vectors(space.words, np.asarray(space.E))
     pairs = [(int(a), int(ap)) for a, ap in rng.choice(V, (12, 2), replace=False)]
     trains = [[p for j, p in enumerate(pairs) if j != k] for k in range(len(pairs))]
+    from embcompare.analogy import lrcos
+
+    in_span = []  # the fits that ran in the span, not by the fallback
+    fit = lrcos.logistic_regression_in_span
+    monkeypatch.setattr(lrcos, "logistic_regression_in_span", lambda *a, **k: in_span.append(fit(*a, **k)) or in_span[-1])
     L, l0 = lrcos_classifiers(space, trains, np.random.default_rng(5), 50)
+    assert len(in_span) == (len(trains) if d == 256 else 0) and all(w is not None for w in in_span)
     draws = np.random.default_rng(5)
     dropped = doubled = 0
     for k, train in enumerate(trains):
@@ -236,9 +242,13 @@ def test_an_answer_tied_with_an_excluded_word():
 
 @pytest.mark.parametrize("n_pairs", [7, 90])  # 90: several pair rows per group of the kernel
 @pytest.mark.parametrize("mode", [ADD, MUL, PD, PLAIN])
-def test_numba_pass_equals_the_array_pass(mode, n_pairs):
+def test_numba_pass_equals_the_array_pass(mode, n_pairs, monkeypatch):
     # The CPU kernel and the array-namespace pass (CuPy's path, run here on NumPy) on random
-    # tables with exclusions, answers and exact ties, against a direct loop as well.
+    # tables with exclusions, answers and exact ties, against a direct loop as well. Groups of
+    # up to 16 pair rows whatever the machine's thread count.
+    import embcompare.analogy.sweep as sw
+
+    monkeypatch.setattr(sw, "_pairs_per_group", lambda n: min(16, n))
     rng = np.random.default_rng(mode)
     V = 5000
     P = rng.standard_normal((n_pairs, V)).astype(np.float32)

@@ -88,3 +88,12 @@ def test_aligned_reader_over_several_shards(tmp_path):
     words, (m1, m2) = store.read_aligned([d1, d2])
     assert words == ["b", "d"]
     assert m1.tolist() == [[2, 0], [4, 0]] and m2.tolist() == [[0, 2], [0, 4]]
+
+
+def test_a_write_left_half_done_is_not_listed(tmp_path):
+    # A process killed mid-write (kill -9 in the resume tests) leaves its temporary file: a
+    # listing of "*.pkl" or "part-*" must not take it for a committed file.
+    store.write_bytes(tmp_path / "ckpt.pkl", b"done")
+    (tmp_path / f"{store.TMP_PREFIX}123-abcd1234-ckpt.pkl").write_bytes(b"half")
+    assert store.list_files(tmp_path, "*.pkl") == [store.join(tmp_path, "ckpt.pkl")]
+    assert store.list_files(tmp_path) == [store.join(tmp_path, "ckpt.pkl")]

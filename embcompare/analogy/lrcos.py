@@ -14,7 +14,7 @@ section's words and differ in 50 random ones.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -67,13 +67,16 @@ def logistic_regression(X: np.ndarray, y: np.ndarray, C: float = 1.0, max_iter: 
     return _lbfgsb(loss_grad, Xd.shape[1] + 1, max_iter, tol)
 
 
-def logistic_regression_in_span(X: np.ndarray, y: np.ndarray, gram: np.ndarray, C: float = 1.0,
-                                max_iter: int = 1000, tol: float = 1e-4, sample_weight: np.ndarray | None = None,
+def logistic_regression_in_span(expand: Callable[[np.ndarray], np.ndarray], d: int, y: np.ndarray,
+                                gram: np.ndarray, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-4,
+                                sample_weight: np.ndarray | None = None,
                                 max_condition: float = 1e8) -> np.ndarray | None:
-    """:func:`logistic_regression` of distinct rows ``X`` (n x d, n < d) solved in their span,
-    from their Gram matrix ``gram`` = X X^T (float64): the same iterates, the same stopping test
-    on the d-dimensional gradient. None when the rows are too close to dependent for the
-    Cholesky features (condition of ``gram`` above ``max_condition``): fit in d dimensions."""
+    """:func:`logistic_regression` of n distinct rows X (n < d) solved in their span, from their
+    Gram matrix ``gram`` = X X^T and ``expand``, a -> X^T a in R^d (both float64): the same iterates,
+    the same stopping test on the d-dimensional gradient. None when the rows are too close to
+    dependent for Cholesky features: the factorisation fails, or the squared ratio of its
+    largest to smallest diagonal entry (a lower bound on the condition of ``gram``) exceeds
+    ``max_condition``; then fit in d dimensions."""
     from scipy.linalg import cholesky, solve_triangular
 
     try:
@@ -86,7 +89,6 @@ def logistic_regression_in_span(X: np.ndarray, y: np.ndarray, gram: np.ndarray, 
     y = np.asarray(y, dtype=np.float64)
     weight = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     value, l2 = _objective(y, weight, C)
-    Xt = np.asarray(X).T
     last = {}
 
     def loss_grad(t: np.ndarray) -> tuple[float, np.ndarray]:
@@ -99,9 +101,8 @@ def logistic_regression_in_span(X: np.ndarray, y: np.ndarray, gram: np.ndarray, 
 
     def to_weights(t: np.ndarray) -> np.ndarray:
         # w = V t with V = X^T L^-T, the orthonormal basis of the span the features stand for
-        return Xt @ solve_triangular(Lc.T, t, lower=False).astype(Xt.dtype)
+        return expand(solve_triangular(Lc.T, t, lower=False))
 
-    sqrt_d = float(np.sqrt(Xt.shape[0]))
 
     def stop(intermediate_result) -> None:
         # scikit-learn stops when its largest gradient component (d weights and the
@@ -112,7 +113,9 @@ def logistic_regression_in_span(X: np.ndarray, y: np.ndarray, gram: np.ndarray, 
         if abs(float(g[-1])) > tol:
             return
         norm = float(np.linalg.norm(g[:-1]))
-        if norm <= tol or (norm <= tol * sqrt_d and float(np.abs(to_weights(g[:-1])).max()) <= tol):
+        if norm <= tol:
+            raise StopIteration
+        if norm <= tol * np.sqrt(d) and float(np.abs(to_weights(g[:-1])).max()) <= tol:
             raise StopIteration
 
     t = _lbfgsb(loss_grad, Lc.shape[0] + 1, max_iter, 0.0, stop)
@@ -157,30 +160,51 @@ def lrcos_classifiers(space, trains: Sequence[Sequence[tuple[int, int]]], rng: n
     if in_span:
         # The Gram matrices from shared float64 products: the section's words against
         # themselves and against every draw, and each question's draws against each other.
+        # The float64 rows stay for expanding the fits to d weights.
         sec = sorted({i for train in trains for pair in train for i in pair})
         sec_row = {w: i for i, w in enumerate(sec)}
+        n_draw = min(n_random, V)
         Xs = E[xp.asarray(np.array(sec, dtype=np.int64))].astype(np.float64)
         R = E[xp.asarray(np.concatenate(rands).astype(np.int64))].astype(np.float64)
         G_ss = to_numpy(Xs @ Xs.T)
         G_rs = to_numpy(R @ Xs.T)
-        R3 = R.reshape(len(trains), min(n_random, V), d)
+        R3 = R.reshape(len(trains), n_draw, d)
         G_rr = to_numpy(R3 @ R3.transpose(0, 2, 1))
-        del Xs, R, R3
+        Xs, R3 = to_numpy(Xs), to_numpy(R3)
+        del R
     # One BLAS thread: the fits' vector operations are tiny, and OpenBLAS threads waking for
     # each of them cost more than the fit (10x on a busy machine).
     with threadpool_limits(limits=1, user_api="blas"):
         for k, (ids, y, count) in enumerate(sets):
-            X = to_numpy(E[xp.asarray(np.array(ids, dtype=np.int64))])
             w = None
             if in_span:
                 draw = {int(r): t for t, r in enumerate(rands[k])}
                 src = [(0, sec_row[i]) if i in sec_row else (1, draw[i]) for i in ids]
-                w = logistic_regression_in_span(X, y, _gram(src, k, G_ss, G_rs, G_rr, len(rands[k])),
-                                                sample_weight=count)
+                w = logistic_regression_in_span(_expander(src, Xs, R3[k]), d, y,
+                                                _gram(src, k, G_ss, G_rs, G_rr, n_draw), sample_weight=count)
             if w is None:
-                w = logistic_regression(X, y, sample_weight=count)
+                w = logistic_regression(to_numpy(E[xp.asarray(np.array(ids, dtype=np.int64))]), y,
+                                        sample_weight=count)
             L[k], l0[k] = w[:-1], w[-1]
     return L, l0
+
+
+def _expander(src: list[tuple[int, int]], Xs: np.ndarray, Rk: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """a -> X^T a for one question's training rows X, read in place from the section's float64
+    rows ``Xs`` and the question's draws ``Rk`` (``src``: see :func:`_gram`)."""
+    kind = np.array([s for s, _ in src])
+    row = np.array([r for _, r in src])
+    s_at, r_at = np.flatnonzero(kind == 0), np.flatnonzero(kind == 1)
+    s_row, r_row = row[s_at], row[r_at]
+
+    def expand(a: np.ndarray) -> np.ndarray:
+        a_s = np.zeros(len(Xs))
+        a_s[s_row] = a[s_at]
+        a_r = np.zeros(len(Rk))
+        a_r[r_row] = a[r_at]
+        return Xs.T @ a_s + Rk.T @ a_r
+
+    return expand
 
 
 def _gram(src: list[tuple[int, int]], k: int, G_ss: np.ndarray, G_rs: np.ndarray, G_rr: np.ndarray,

@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..backend import to_numpy
 from .lrcos import lrcos_classifiers
 from .space import PAIR_METHODS, SET_METHODS, Answers, Question, Space
 from .sweep import ADD, MUL, PD, PLAIN, Plan, b_rows, pair_rows, sweep
@@ -110,12 +111,13 @@ def _pairs(a_: Sequence[int], ap_: Sequence[int]) -> tuple[list[tuple[int, int]]
 def pair_directions(space: Space, questions: Sequence[Question]) -> np.ndarray:
     """PairDistance's unit directions (a' - a) / |a' - a|, float32, one row per distinct pair
     of the answerable ``questions`` (the order :func:`answer_pairs` uses)."""
-    from ..backend import to_numpy
-
+    xp, E = space.xp, space.E
     _, a_, ap_, _, _, _ = _answerable(space, questions)
     pairs, _ = _pairs(a_, ap_)
-    E = to_numpy(space.E)
-    v = E[[ap for _, ap in pairs]] - E[[a for a, _ in pairs]] if pairs else np.zeros((0, E.shape[1]), np.float32)
+    if not pairs:
+        return np.zeros((0, E.shape[1]), dtype=np.float32)
+    # gathered on the device, only the pairs' rows copied back
+    v = to_numpy(E[xp.asarray(np.array([ap for _, ap in pairs]))] - E[xp.asarray(np.array([a for a, _ in pairs]))])
     return (v / np.maximum(np.linalg.norm(v, axis=1), np.float32(1e-12))[:, None]).astype(np.float32)
 
 
@@ -144,8 +146,6 @@ def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[
         B = b_rows(xp, mode, S)
         c = np.zeros(len(ok), dtype=np.float32)
         if mode == PD:
-            from ..backend import to_numpy
-
             # cos(d, a' - a) straight from the unit directions' products: from the table, as
             # (S[a'] - S[a]) / |a' - a|, the rounding of S grows by 1 / |a' - a|, and with the
             # 1 / |d - b| of candidates near b it chose another answer than float64 arithmetic
@@ -196,6 +196,9 @@ def answer_sets(space: Space, pairs: Sequence[tuple[str, Sequence[str]]], method
         raise ValueError("LRCos classifiers come with the table of their products: Table.of(..., {'lrcos': weights})")
     xp, E = space.xp, space.E
     questions, ok, ib, answers, trains = _set_questions(space, pairs)
+    if classifiers is not None and not (len(classifiers[0]) == len(classifiers[1]) == len(table.extra["lrcos"])
+                                        == len(ok)):
+        raise ValueError(f"{len(classifiers[0])} LRCos classifiers for {len(ok)} answerable questions")
     out = {m: _empty(m, questions, space.words) for m in methods}
     if not ok or not methods:
         return out
@@ -220,7 +223,7 @@ def answer_sets(space: Space, pairs: Sequence[tuple[str, Sequence[str]]], method
                 L, l0 = lrcos_classifiers(space, trains, np.random.default_rng(seed), n_random_negatives)
                 products = xp.asarray(L) @ E.T
             else:
-                (L, l0), products = classifiers, table.extra["lrcos"]
+                l0, products = classifiers[1], table.extra["lrcos"]
             logits = products + xp.asarray(l0)[:, None]
             scores = (1 / (1 + xp.exp(-logits))) * S[xp.asarray(table.row(ib))]
         scores = scores.astype(np.float32, copy=False)

@@ -9,7 +9,8 @@ independent of the dimension:
     PD     (P[p, v] - c) * B[b, v]    (PairDistance)
     PLAIN  P[p, v]                    (set methods: one score row per question)
 
-with p the question's pair row, b its b row, c its scalar (the rows: pair_rows, b_rows). Rank =
+with p the question's pair row, b its b row, c its scalar (the rows: pair_rows and b_rows;
+PairDistance's P rows are its pair directions' products, methods.py). Rank =
 1 + the number of candidates, excluded words and listed answers aside, scoring above the best
 listed answer (docs/definitions.md, "Analogies"); a hit has rank 1.
 
@@ -192,7 +193,8 @@ def pair_rows_arrays(xp: ModuleType, mode: int, S, ra: np.ndarray, rap: np.ndarr
 
 def b_rows(xp: ModuleType, mode: int, S):
     """The per-b rows B of a pair method from ``S``: ADD S itself; MUL T = (S + 1) / 2; PD
-    1 / |d - b| = 1 / sqrt(2 - 2 S) (clamped at 0 and 1e-12). On NumPy one fused pass."""
+    1 / |d - b| = 1 / sqrt(2 - 2 S) (clamped at 0 and 1e-12). On NumPy one fused pass, the
+    same bits as the array expressions for finite S."""
     if mode not in (MUL, PD):
         return S
     if xp is np:
@@ -235,7 +237,7 @@ class Plan:
         # Groups of questions over a few pair rows, each group's questions ordered by b row: the
         # kernel reads a chunk of a b row once for all of the group's questions that share it
         # (from L1) and the group's pair-row chunks stay in L2. Grouping by pair row alone read
-        # each b row's chunk once per question, from memory (Google: 7.8 GB per pass).
+        # each b row's chunk once per question, from memory (Google: 7.7 GB per pass).
         pairs, pair_rank = np.unique(self.qp, return_inverse=True)
         block = pair_rank // _pairs_per_group(len(pairs))
         self.order = np.lexsort((self.qp, self.qb, block))
