@@ -82,14 +82,16 @@ def is_dir(path: str | os.PathLike) -> bool:
 def list_files(folder: str | os.PathLike, pattern: str = "*") -> list[str]:
     """Sorted paths (in ``folder``'s own form: local path or URI) of the files directly in
     ``folder`` whose name matches the glob ``pattern``; [] when there is no such folder. A
-    write's temporary file (a process killed mid-write leaves one) is no file of the store."""
+    write's temporary file (a process killed mid-write leaves one) is no file of the store: it
+    is listed only by a pattern that asks for temporary files (``TMP_PREFIX*``)."""
     fs, p = resolve(folder)
     try:
         infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True, recursive=False))
     except (FileNotFoundError, NotADirectoryError):
         return []
     names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File
-                   and not i.base_name.startswith(TMP_PREFIX) and fnmatch.fnmatchcase(i.base_name, pattern))
+                   and (pattern.startswith(TMP_PREFIX) or not i.base_name.startswith(TMP_PREFIX))
+                   and fnmatch.fnmatchcase(i.base_name, pattern))
     return [join(folder, n) for n in names]
 
 

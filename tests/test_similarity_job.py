@@ -109,7 +109,8 @@ def test_outputs_follow_the_contract(finished):
     corr = pq.read_table(out / "similarity" / "correlations.parquet").to_pylist()
     assert len(corr) == 1 and corr[0]["n_pairs"] == n * (n - 1) // 2
     assert 0 < corr[0]["spearman"] < 1 and corr[0]["error_bound"] <= 2e-3
-    assert not store.list_files(out / "similarity" / ".checkpoint")
+    ckpt = out / "similarity" / ".checkpoint"
+    assert not store.list_files(ckpt) and not store.list_files(ckpt, f"{store.TMP_PREFIX}*")
 
 
 def outputs(out):

@@ -97,3 +97,5 @@ def test_a_write_left_half_done_is_not_listed(tmp_path):
     (tmp_path / f"{store.TMP_PREFIX}123-abcd1234-ckpt.pkl").write_bytes(b"half")
     assert store.list_files(tmp_path, "*.pkl") == [store.join(tmp_path, "ckpt.pkl")]
     assert store.list_files(tmp_path) == [store.join(tmp_path, "ckpt.pkl")]
+    store.clear_temporary(tmp_path)  # which asks for them by name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pkl"]
