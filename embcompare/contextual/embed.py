@@ -24,7 +24,6 @@ embedder and use its model and tokenizer objects.
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence, Union
 
@@ -168,23 +167,12 @@ class TransformerContext(_HiddenStateContext):
         h = hidden_states[int(self.own_layer)].float().cpu().numpy()
         return pool(h, real, self.sentence_pooling)
 
-    @contextmanager
-    def _layer(self, layer: str) -> Iterator[None]:
-        # The embedder reads its layer at every embed(); swap it to get its own decontextualised
-        # rule (template, pooling, special tokens) at another layer.
-        saved = self.embedder.layer
-        self.embedder.layer = layer if layer == INPUT_TABLE else int(layer)
-        try:
-            yield
-        finally:
-            self.embedder.layer = saved
-
     def decontextualised(self, words: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
-        """layer -> (words embedded, float32 vectors): the embedder's own embed() at each layer."""
+        """layer -> (words embedded, float32 vectors): the embedder's own embed() (its template,
+        pooling and special tokens) at each layer."""
         out = {}
         for ly in self.layers:
-            with self._layer(ly):
-                e = self.embedder.embed(list(words))
+            e = self.embedder.embed(list(words), layer=ly if ly == INPUT_TABLE else int(ly))
             out[ly] = (list(e.words), e.vectors)
         return out
 

@@ -175,20 +175,23 @@ class TransformerEmbedder:
     def identity(self) -> dict[str, Any]:
         return dict(self._identity)
 
-    def _hidden(self, enc) -> np.ndarray:
+    def _hidden(self, enc, layer: int | str) -> np.ndarray:
         import torch
 
         ids = torch.as_tensor(enc["input_ids"], device=self.device)
         att = torch.as_tensor(enc["attention_mask"], device=self.device)
         with torch.inference_mode():
-            if self.layer == "input_table":
+            if layer == "input_table":
                 h = self.model.get_input_embeddings()(ids)
             else:
                 out = self.model(input_ids=ids, attention_mask=att, output_hidden_states=True)
-                h = out.hidden_states[int(self.layer)]
+                h = out.hidden_states[int(layer)]
         return h.float().cpu().numpy()
 
-    def embed(self, words: Sequence[str]) -> Embedded:
+    def embed(self, words: Sequence[str], layer: int | str | None = None) -> Embedded:
+        """The words' vectors at the configured layer, or at ``layer`` (a hidden-state index or
+        "input_table": the contextual measures read other layers by the same rule)."""
+        layer = self.layer if layer is None else layer
         words = list(words)
         rendered = [render(self.template, w) for w in words]
         texts = [r[0] for r in rendered]
@@ -205,7 +208,7 @@ class TransformerEmbedder:
             mask = span_mask(enc["offset_mapping"], enc["special_tokens_mask"], enc["attention_mask"], spans)
             if self.tokenizer.unk_token_id is not None:  # only unknown tokens: no representation of its own
                 mask[(mask & (enc["input_ids"] != self.tokenizer.unk_token_id)).sum(axis=1) == 0] = False
-            hidden = self._hidden(enc)
+            hidden = self._hidden(enc, layer)
             vecs[idx] = pool(hidden, mask, self.pooling)
             n_tok[idx] = mask.sum(axis=1)
         # No token of its own (too long for the model, only unknown tokens, an empty span):
