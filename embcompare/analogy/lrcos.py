@@ -103,7 +103,6 @@ def logistic_regression_in_span(expand: Callable[[np.ndarray], np.ndarray], d: i
         # w = V t with V = X^T L^-T, the orthonormal basis of the span the features stand for
         return expand(solve_triangular(Lc.T, t, lower=False))
 
-
     def stop(intermediate_result) -> None:
         # scikit-learn stops when its largest gradient component (d weights and the
         # intercept) is at most tol; the gradient at the new iterate is the last one evaluated.
@@ -178,10 +177,10 @@ def lrcos_classifiers(space, trains: Sequence[Sequence[tuple[int, int]]], rng: n
         for k, (ids, y, count) in enumerate(sets):
             w = None
             if in_span:
-                draw = {int(r): t for t, r in enumerate(rands[k])}
-                src = [(0, sec_row[i]) if i in sec_row else (1, draw[i]) for i in ids]
-                w = logistic_regression_in_span(_expander(src, Xs, R3[k]), d, y,
-                                                _gram(src, k, G_ss, G_rs, G_rr, n_draw), sample_weight=count)
+                rows = _Rows.of(ids, sec_row, rands[k])
+                w = logistic_regression_in_span(rows.expander(Xs, R3[k]), d, y,
+                                                rows.gram(G_ss, G_rs[k * n_draw: (k + 1) * n_draw], G_rr[k]),
+                                                sample_weight=count)
             if w is None:
                 w = logistic_regression(to_numpy(E[xp.asarray(np.array(ids, dtype=np.int64))]), y,
                                         sample_weight=count)
@@ -189,32 +188,42 @@ def lrcos_classifiers(space, trains: Sequence[Sequence[tuple[int, int]]], rng: n
     return L, l0
 
 
-def _expander(src: list[tuple[int, int]], Xs: np.ndarray, Rk: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """a -> X^T a for one question's training rows X, read in place from the section's float64
-    rows ``Xs`` and the question's draws ``Rk`` (``src``: see :func:`_gram`)."""
-    kind = np.array([s for s, _ in src])
-    row = np.array([r for _, r in src])
-    s_at, r_at = np.flatnonzero(kind == 0), np.flatnonzero(kind == 1)
-    s_row, r_row = row[s_at], row[r_at]
+class _Rows:
+    """Where one question's training rows live: positions ``s_at`` of the ids that are section
+    words (rows ``s_row`` of the section's arrays) and ``r_at`` of its own draws (draw numbers
+    ``r_row``). A draw that is a section word is read as the section word."""
 
-    def expand(a: np.ndarray) -> np.ndarray:
-        a_s = np.zeros(len(Xs))
-        a_s[s_row] = a[s_at]
-        a_r = np.zeros(len(Rk))
-        a_r[r_row] = a[r_at]
-        return Xs.T @ a_s + Rk.T @ a_r
+    def __init__(self, s_at: np.ndarray, s_row: np.ndarray, r_at: np.ndarray, r_row: np.ndarray):
+        self.s_at, self.s_row, self.r_at, self.r_row = s_at, s_row, r_at, r_row
 
-    return expand
+    @classmethod
+    def of(cls, ids: Sequence[int], sec_row: dict[int, int], draws: np.ndarray) -> "_Rows":
+        draw = {int(r): t for t, r in enumerate(draws)}
+        in_sec = np.array([i in sec_row for i in ids], dtype=bool)
+        s_at, r_at = np.flatnonzero(in_sec), np.flatnonzero(~in_sec)
+        return cls(s_at, np.array([sec_row[ids[i]] for i in s_at], dtype=np.int64),
+                   r_at, np.array([draw[ids[i]] for i in r_at], dtype=np.int64))
 
+    def gram(self, G_ss: np.ndarray, G_rs: np.ndarray, G_rr: np.ndarray) -> np.ndarray:
+        """X X^T from the section words' Gram ``G_ss``, the question's draws against them
+        ``G_rs`` and against each other ``G_rr``."""
+        n = len(self.s_at) + len(self.r_at)
+        K = np.empty((n, n))
+        cross = G_rs[self.r_row][:, self.s_row]
+        K[np.ix_(self.s_at, self.s_at)] = G_ss[np.ix_(self.s_row, self.s_row)]
+        K[np.ix_(self.r_at, self.s_at)] = cross
+        K[np.ix_(self.s_at, self.r_at)] = cross.T
+        K[np.ix_(self.r_at, self.r_at)] = G_rr[np.ix_(self.r_row, self.r_row)]
+        return K
 
-def _gram(src: list[tuple[int, int]], k: int, G_ss: np.ndarray, G_rs: np.ndarray, G_rr: np.ndarray,
-          n_draws: int) -> np.ndarray:
-    """One question's Gram matrix from the shared products: ``src`` says where each training
-    row comes from, (0, row of the section's words) or (1, its draw number)."""
-    kind = np.array([s for s, _ in src])
-    row = np.array([r for _, r in src])
-    s, r = row[kind == 0], row[kind == 1]
-    cross = G_rs[k * n_draws + r][:, s]
-    K = np.block([[G_ss[np.ix_(s, s)], cross.T], [cross, G_rr[k][np.ix_(r, r)]]])
-    order = np.argsort(np.r_[np.flatnonzero(kind == 0), np.flatnonzero(kind == 1)], kind="stable")
-    return K[np.ix_(order, order)]
+    def expander(self, Xs: np.ndarray, Rk: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """a -> X^T a, read in place from the section's float64 rows ``Xs`` and the question's
+        draws ``Rk``."""
+        def expand(a: np.ndarray) -> np.ndarray:
+            a_s = np.zeros(len(Xs))
+            a_s[self.s_row] = a[self.s_at]
+            a_r = np.zeros(len(Rk))
+            a_r[self.r_row] = a[self.r_at]
+            return Xs.T @ a_s + Rk.T @ a_r
+
+        return expand

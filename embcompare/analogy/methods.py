@@ -75,13 +75,10 @@ def _fill(out: Answers, ok: Sequence[int], arg: np.ndarray, rank: np.ndarray, pl
 
 
 def pair_words(space: Space, questions: Sequence[Question]) -> list[int]:
-    """The candidates a section's pair questions read rows of: a, the example a', b."""
-    out = []
-    for q in questions:
-        ap = space.ids(q.a_prime)
-        if q.a in space.index and q.b in space.index and ap:
-            out += [space.index[q.a], ap[0], space.index[q.b]]
-    return out
+    """The candidates a section's pair questions read rows of: a, the example a', b of each
+    question the model can answer."""
+    _, a_, ap_, b_, _, _ = _answerable(space, questions)
+    return a_ + ap_ + b_
 
 
 def _answerable(space: Space, questions: Sequence[Question]):
@@ -136,7 +133,7 @@ def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[
     if not ok or not methods:
         return out
     if table is None:
-        table = Table.of(space, a_ + ap_ + b_)
+        table = Table.of(space, a_ + ap_ + b_)  # pair_words, already at hand
     S = table.S
     pairs, qp = _pairs(a_, ap_)
     ra, rap = table.row([a for a, _ in pairs]), table.row([ap for _, ap in pairs])
@@ -151,8 +148,11 @@ def answer_pairs(space: Space, questions: Sequence[Question], methods: Sequence[
             # 1 / |d - b| of candidates near b it chose another answer than float64 arithmetic
             # on 36 of SmolLM2's PairDistance questions where the old engine did not.
             P = table.extra.get("directions")
-            if P is None or len(P) != len(pairs):
+            if P is None:
                 P = xp.asarray(pair_directions(space, questions)) @ space.E.T
+            elif len(P) != len(pairs):
+                raise ValueError(f"the table holds {len(P)} PairDistance directions for {len(pairs)} pairs: "
+                                 f"Table.of(..., {{'directions': pair_directions(space, questions)}})")
             c = to_numpy(P[xp.asarray(qp), xp.asarray(np.array(b_))]).astype(np.float32)
         else:
             P = pair_rows(xp, mode, S, ra, rap, eps=eps)
