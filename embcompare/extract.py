@@ -68,13 +68,19 @@ def pending_shards(model_dir: str | os.PathLike, shards: Sequence[Shard], key: s
     store.clear_temporary(model_dir)
     wanted = {s.name: s for s in shards}
     done = set()
-    stale = []
+    stale, damaged = [], []
     for p in store.list_files(model_dir, "part-*.parquet"):
         name = os.path.basename(p)
-        if name in wanted and store.shard_info(p)[0] == key:
+        got = store.shard_info(p)[0] if name in wanted else None
+        if got == key:
             done.add(name)
+        elif name in wanted and store.unreadable(p):
+            damaged.append(p)
         else:
             stale.append(p)
+    for p in damaged:
+        log.warning("%s: damaged (its Parquet footer cannot be read); embedding its rows again", os.fspath(p))
+        store.remove(p)
     if stale:
         log.info("%s: removing %d shard(s) of another config or sharding (e.g. %s)", os.fspath(model_dir),
                  len(stale), os.path.basename(stale[0]))

@@ -209,6 +209,16 @@ def shard_info(path: str | os.PathLike) -> tuple[str | None, list[str]]:
     return (key.decode() if key else None), json.loads(meta.get(_MISSING, b"[]"))
 
 
+def unreadable(path: str | os.PathLike) -> str | None:
+    """Why a Parquet file's footer cannot be read (truncated, not Parquet); None when it can."""
+    try:
+        fs, p = resolve(path)
+        pq.read_metadata(p, filesystem=fs)
+    except (OSError, pa.ArrowException) as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
 def read_shard(path: str | os.PathLike) -> tuple[str | None, list[str], list[str], int]:
     """(key, embedded words, missing words, vector dimension) of one shard, from one read of its
     word column and footer."""
@@ -243,7 +253,15 @@ def read_embeddings(model_dir: str | os.PathLike) -> tuple[list[str], np.ndarray
     the shards are read concurrently (pyarrow decodes without the GIL), each copied straight
     into its rows and dropped, so that the memory held is the result and the shards in flight.
     """
-    parts = list_files(model_dir, "part-*.parquet")
+    manifest = join(model_dir, "manifest.json")
+    if exists(manifest):  # the shards the manifest vouches for, not whatever the folder lists
+        parts = [join(model_dir, name) for name in read_json(manifest).get("shards", [])]
+        lost = [os.path.basename(p) for p in parts if not exists(p)]
+        if lost:
+            raise FileNotFoundError(f"{os.fspath(model_dir)}: shard(s) {', '.join(lost[:5])} of its manifest are "
+                                    f"missing; run jobs/extract.py for this model again")
+    else:
+        parts = list_files(model_dir, "part-*.parquet")
     if not parts:
         raise FileNotFoundError(f"{os.fspath(model_dir)}: no embeddings (part-*.parquet); run jobs/extract.py "
                                 f"for this model first")

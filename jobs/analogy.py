@@ -79,7 +79,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     import pyarrow as pa
     import ray
 
-    from embcompare import store
+    from embcompare import commit, store
     from embcompare.analogy import load_sections
     from embcompare.analogy.schema import validate_job
     from embcompare.config import ConfigError
@@ -97,12 +97,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         store.check_writable(job.out_dir)
     except (ConfigError, DatasetFormatError, FileNotFoundError, PermissionError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
+    t_start = time.time()
+    read_keys = commit.embeddings_keys(job.out_dir, job.models)  # what this run reads, for its commit
     start_ray(cfg.ray)
     _, cpus, gpus = worker_resources(cfg.workers)
     plain = job.model_dump()
     task = ray.remote(evaluate_model).options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD")
     refs = [task.remote(m, store.join(job.out_dir, "embeddings", m), plain) for m in job.models]
-    results, wordsim, summary = [], [], {}
+    results, wordsim, summary, written = [], [], {}, []
     for ref in refs:
         try:
             r = ray.get(ref)
@@ -110,11 +112,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             raise SystemExit(f"error: analogy failed: {unwrap(e)}") from None
         results += r["results"]
         wordsim += r["wordsim"]
-        store.write_table(store.join(job.out_dir, "analogy", "questions", f"{r['model']}.parquet"), r["questions"])
+        written.append(store.join(job.out_dir, "analogy", "questions", f"{r['model']}.parquet"))
+        store.write_table(written[-1], r["questions"])
         log.info("%s: %d candidate words, %.1f s", r["model"], r["n_candidates"], r["seconds"])
         summary[r["model"]] = {"seconds": r["seconds"], "n_candidates": r["n_candidates"]}
-    store.write_table(store.join(job.out_dir, "analogy", "results.parquet"), pa.Table.from_pylist(results))
-    store.write_table(store.join(job.out_dir, "wordsim", "results.parquet"), pa.Table.from_pylist(wordsim))
+    written += [store.join(job.out_dir, "analogy", "results.parquet"), store.join(job.out_dir, "wordsim", "results.parquet")]
+    store.write_table(written[-2], pa.Table.from_pylist(results))
+    store.write_table(written[-1], pa.Table.from_pylist(wordsim))
     import pandas as pd
 
     df = pd.DataFrame(results)
@@ -124,6 +128,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     print(pd.DataFrame(wordsim).to_string(index=False))
     for (model, dataset, method), row in acc.iterrows():
         summary[model].setdefault("accuracy", {}).setdefault(dataset, {})[method] = float(row["accuracy"])
+    # Last: the commit makes these files the stage's results (and sweeps an earlier run's).
+    commit.write(job.out_dir, "analogy", written, config=cfg, inputs=read_keys, sweep=["analogy", "wordsim"],
+                 extra={"headline": summary, "seconds": round(time.time() - t_start, 3)})
     return summary
 
 

@@ -315,7 +315,7 @@ def collect(cfg: ContextualConfig, model_cfgs: dict, by_task: dict) -> dict[str,
 def run(cfg: DictConfig) -> dict[str, Any]:
     """The contextual stage; returns its headline numbers. Raises ConfigError before any work
     on a bad config."""
-    from embcompare import store
+    from embcompare import commit, store
     from embcompare.embedders import ModelConfigError
     from embcompare.models import load_model_config
 
@@ -327,6 +327,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(str(e)) from None
     store.check_writable(settings.out_dir)
     t0 = time.time()
+    read_keys = commit.embeddings_keys(settings.out_dir, settings.models)  # the identities it checks, for its commit
     records, tasks_sha, report = load_or_generate_tasks(settings.out_dir, c)
     by_task = {t: [r for r in records if r.task == t] for t in c.tasks}
     empty = [t for t, rs in by_task.items() if not rs]
@@ -343,7 +344,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 "anchors": len({r.anchor for r in records}), "generation_seconds": round(gen_s, 1),
                 "models": rates, "result_rows": len(tables["results"]),
                 "comparisons": len(tables["comparisons"]), "seconds": round(time.time() - t0, 1)}
-    store.write_json(store.join(settings.out_dir, "contextual", "run.json"), headline)
+    out = store.join(settings.out_dir, "contextual")
+    store.write_json(store.join(out, "run.json"), headline)
+    written = [store.join(out, f) for f in ("tasks.jsonl", "tasks.json", "results.parquet", "comparisons.parquet",
+                                            "run.json")] + [store.join(out, "anchors", f"{m}.parquet") for m in model_cfgs]
+    # Last: the commit makes these files the stage's results (and sweeps an earlier run's).
+    commit.write(settings.out_dir, "contextual", written, config=cfg, inputs=read_keys, sweep=["contextual"],
+                 extra={"headline": headline, "seconds": headline["seconds"]})
     return headline
 
 

@@ -257,15 +257,25 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     vocab_sha = words_sha256(words)
     log.info("vocabulary: %d words, %d from WordNet and %d more from the evaluation data sets (sha256 %s)",
              len(words), n_wordnet, len(words) - n_wordnet, vocab_sha[:12])
+    from embcompare import commit
+
+    t0 = time.time()
     start_ray(job.ray)
-    out = {}
+    out, written, keys = {}, [], {}
     for k, model_cfg in models.items():
         m = extract_model(model_cfg, words, vocab_sha, n_wordnet, job)
+        model_dir = store.join(job.out_dir, "embeddings", k)
+        written += [store.join(model_dir, s) for s in m["shards"]] + [store.join(model_dir, "manifest.json")]
+        keys[k] = m["key"]
         c = m["counts"]
         where = store.join(job.out_dir, "embeddings", k)
         print(f"{k}: dim {m['dim']}, embedded {c['embedded']} of {c['words']} words, missing {c['missing']}, "
               f"{m['time']['seconds_this_run']:.1f} s -> {where}")
         out[k] = {"dim": m["dim"], **c, "seconds": m["time"]["seconds_this_run"], "dir": where}
+    # The commit names the run's models: the report's current model list. Other models' stores
+    # stay where they are (an expensive cache, keyed), but no longer count as current.
+    commit.write(job.out_dir, "extract", written, config=cfg, inputs=keys,
+                 extra={"headline": out, "seconds": round(time.time() - t0, 3)})
     return out
 
 

@@ -14,10 +14,9 @@ composed and checked before the first stage starts, so a typo costs nothing.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import logging
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -153,50 +152,29 @@ def check(module: ModuleType, cfg: Any) -> None:
         checker(cfg)
 
 
-def config_digest(cfg: Any) -> str:
-    from omegaconf import OmegaConf
+def skip_reason(out_dir: str, stage: str, digest: str, inputs: dict) -> str | None:
+    """None when ``stage``'s latest commit is for this config and these embeddings and every
+    file it lists is intact (present, recorded size and sha256); else why the stage reruns."""
+    from embcompare import commit
 
-    return hashlib.sha256(json.dumps(OmegaConf.to_container(cfg, resolve=True), sort_keys=True,
-                                     default=str).encode()).hexdigest()
-
-
-def _inputs_digest(out_dir: str, models: list[str]) -> str:
-    """What the later stages read from extraction: each model's embeddings key."""
-    from embcompare import store
-
-    keys = []
-    for m in models:
-        path = store.join(out_dir, "embeddings", m, "manifest.json")
-        keys.append(store.read_json(path).get("key") if store.exists(path) else None)
-    return hashlib.sha256(json.dumps(keys).encode()).hexdigest()
-
-
-# The files a finished stage leaves that identify its run (small ones: they are hashed whole).
-def _stage_outputs(stage: str, models: list[str]) -> list[tuple[str, ...]]:
-    if stage == "similarity":
-        return [("similarity", m, "summary.json") for m in models] + [("similarity", "correlations.parquet")]
-    if stage == "analogy":
-        return [("analogy", "results.parquet"), ("wordsim", "results.parquet")]
-    if stage == "contextual":
-        return [("contextual", "results.parquet"), ("contextual", "tasks.json")]
-    return []
-
-
-def outputs_digest(out_dir: str, stage: str, models: list[str]) -> dict[str, str | None]:
-    """sha256 of each identifying output of ``stage`` (None where absent): a stage is skipped
-    only when its outputs are still the ones its last run wrote, not deleted or overwritten by
-    another run."""
-    from embcompare import store
-
-    out = {}
-    for parts in _stage_outputs(stage, models):
-        path = store.join(out_dir, *parts)
-        out["/".join(parts)] = hashlib.sha256(store.read_bytes(path)).hexdigest() if store.exists(path) else None
-    return out
+    try:
+        rec = commit.read(out_dir, stage)
+    except commit.DamagedCommit as e:
+        return f"{e}; the stage reruns"
+    if rec is None:
+        return "no commit record (never finished here)"
+    if rec.get("config") != digest:
+        return "its config changed since its last commit"
+    if rec.get("inputs") != inputs:
+        return "the embeddings changed since its last commit"
+    problems = commit.verify(out_dir, rec)
+    if problems:
+        return f"{'; '.join(list(problems.values())[:3])}{' ...' if len(problems) > 3 else ''}; rebuilding"
+    return None
 
 
 def run_pipeline(argv: Sequence[str]) -> dict[str, Any]:
-    from embcompare import store
+    from embcompare import commit, store
     from embcompare.config import ConfigError
 
     p = plan(argv)
@@ -216,40 +194,22 @@ def run_pipeline(argv: Sequence[str]) -> dict[str, Any]:
     store.check_writable(p.out_dir)
     headlines: dict[str, Any] = {}
     started = time.time()
+    # One run identity for every stage's commit (the report's header names it).
+    os.environ[commit.RUN_ENV] = commit.new_run_id()
     for stage in p.stages:
-        marker = store.join(p.out_dir, ".pipeline", f"{stage}.json")
-        digest = config_digest(cfgs[stage])
-        inputs = _inputs_digest(p.out_dir, p.models) if stage != "extract" else ""
-        if stage not in ("extract", "report") and store.exists(marker):
-            seen = store.read_json(marker)
-            if (seen.get("config") == digest and seen.get("inputs") == inputs
-                    and seen.get("outputs") == outputs_digest(p.out_dir, stage, p.models)):
-                log.info("%s: done for this config and these embeddings, outputs unchanged; skipped", stage)
-                headlines[stage] = seen.get("headline", {})
+        digest = commit.config_digest(cfgs[stage])
+        if stage not in ("extract", "report"):
+            why = skip_reason(p.out_dir, stage, digest, commit.embeddings_keys(p.out_dir, p.models))
+            if why is None:
+                log.info("%s: committed for this config and these embeddings, every file intact; skipped", stage)
+                headlines[stage] = (commit.read(p.out_dir, stage).get("extra") or {}).get("headline", {})
                 continue
-        t0 = time.time()
+            log.info("%s: runs: %s", stage, why)
         print(f"== {stage} ==", flush=True)
-        result = jobs[stage].run(cfgs[stage]) or {}
-        headlines[stage] = result
-        store.write_json(marker, {"config": digest, "inputs": inputs, "seconds": round(time.time() - t0, 3),
-                                  "outputs": outputs_digest(p.out_dir, stage, p.models),
-                                  "headline": _jsonable(result)})
+        headlines[stage] = jobs[stage].run(cfgs[stage]) or {}
     headlines["seconds"] = round(time.time() - started, 1)
     _print_headlines(p, headlines)
     return headlines
-
-
-def _jsonable(x: Any) -> Any:
-    """``x`` as plain JSON: NaN (an accuracy with no answered question) becomes null."""
-    if isinstance(x, float):
-        return None if x != x else x
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if x is None or isinstance(x, (str, int, bool)):
-        return x
-    return str(x)
 
 
 def _fmt(v: Any) -> str:
@@ -258,7 +218,9 @@ def _fmt(v: Any) -> str:
 
 def headline_lines(h: dict[str, Any]) -> list[str]:
     """The numbers a researcher looks at first, one line each, from the stages' results."""
-    h = _jsonable(h)
+    from embcompare.commit import jsonable
+
+    h = jsonable(h)
     lines = []
     for m, r in (h.get("extract") or {}).items():
         if isinstance(r, dict) and "embedded" in r:

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import hydra
+import pandas as pd
 from omegaconf import DictConfig
 from pydantic import Field
 
@@ -61,45 +62,95 @@ def subfolders(folder: str) -> list[str]:
                   and not i.base_name.startswith("."))
 
 
+def current_models(out_dir: str) -> list[str]:
+    """The models of the latest extraction's commit: the run's model list (a model dropped from
+    it keeps its embeddings as a cache, but is no longer current). Without such a commit, every
+    model with an embeddings manifest."""
+    from embcompare import commit, store
+
+    try:
+        rec = commit.read(out_dir, "extract")
+    except commit.DamagedCommit as e:
+        log.warning("%s; taking the models with embeddings manifests", e)
+        rec = None
+    if rec is not None:
+        return list(rec.get("inputs", {}))
+    return [m for m in subfolders(store.join(out_dir, "embeddings"))
+            if store.exists(store.join(out_dir, "embeddings", m, "manifest.json"))]
+
+
 def load_inputs(out_dir: str, models: list[str] | None):
-    """ReportInputs with every table the stages wrote under ``out_dir``; what is absent is
-    recorded with the file it looked for and the job that makes it."""
-    from embcompare import store
+    """ReportInputs with the tables the stages committed under ``out_dir``, for ``models`` (None:
+    the latest extraction's). A file is read only through its stage's latest commit and only
+    while intact; a model's rows only when its commit read the model's current embeddings (else
+    they are left out, and ``earlier`` says why). What is absent is recorded with the file it
+    looked for and the job that makes it."""
+    from embcompare import commit, store
     from embcompare.report import ReportInputs
 
     inp = ReportInputs()
     j = lambda *p: store.join(out_dir, *p)  # noqa: E731
     if models is None:
-        models = list(dict.fromkeys(subfolders(j("embeddings")) + subfolders(j("similarity"))))
-
-    def table(path: str):
-        return store.read_table(path).to_pandas() if store.exists(path) else None
-
+        models = current_models(out_dir)
+    keys = commit.embeddings_keys(out_dir, models)
     for m in models:
-        if store.exists(j("embeddings", m, "manifest.json")):
+        if keys[m] is not None:
             inp.manifests[m] = store.read_manifest(j("embeddings", m))
+
+    def view(stage: str) -> tuple[commit.Current, list[str]]:
+        """The stage's trusted files and the models whose rows are current."""
+        cur = commit.current(out_dir, stage)
+        inp.damaged += [p for p in cur.problems if cur.record is not None or "damaged" in p]
+        if cur.record is None:
+            return cur, []
+        inp.runs[stage] = cur.run
+        ok = []
+        for m in models:
+            if m not in cur.inputs:
+                continue
+            if cur.inputs[m] != keys[m]:
+                inp.earlier.append(f"{stage} for {m} (run {cur.run.get('id')}): computed on embeddings "
+                                   f"{str(cur.inputs[m])[:12]}, not on the current ones "
+                                   f"({str(keys[m])[:12]}); rerun jobs/{stage}.py")
+            else:
+                ok.append(m)
+        dropped = [m for m in cur.inputs if m not in models]
+        if dropped:
+            inp.earlier.append(f"{stage} for {', '.join(dropped)} (run {cur.run.get('id')}): not in the current "
+                               f"model list ({', '.join(models) or 'none'})")
+        return cur, ok
+
+    def table(cur: commit.Current, rel: str):
+        path = cur.path(rel)
+        return store.read_table(path).to_pandas() if path else None
+
+    def rows(df, ok: list[str], cols=("model",)):  # only the rows of current models
+        if df is None:
+            return None
+        keep = pd.Series(True, index=df.index)
+        for c in cols:
+            if c in df:
+                keep &= df[c].isin(ok)
+        return df[keep]
+
+    sim, sim_ok = view("similarity")
+    for m in sim_ok:
         for name, into in [("histogram.parquet", inp.histograms), ("groups.parquet", inp.groups),
                            ("neighbors.parquet", inp.neighbors)]:
-            t = table(j("similarity", m, name))
+            t = table(sim, f"similarity/{m}/{name}")
             if t is not None:
                 into[m] = t
-        if store.exists(j("similarity", m, "summary.json")):
-            inp.summaries[m] = store.read_json(j("similarity", m, "summary.json"))
-
-    def only(df):  # keep the configured models' rows, in their order
-        if df is None or not models:
-            return df
-        df = df[df["model"].isin(models)] if "model" in df else df
-        return df
-
-    corr = table(j("similarity", "correlations.parquet"))
-    if corr is not None:
-        corr = corr[corr["model_a"].isin(models) & corr["model_b"].isin(models)]
+        path = sim.path(f"similarity/{m}/summary.json")
+        if path:
+            inp.summaries[m] = store.read_json(path)
+    corr = rows(table(sim, "similarity/correlations.parquet"), sim_ok, ("model_a", "model_b"))
     inp.correlations = corr
-    inp.analogy = only(table(j("analogy", "results.parquet")))
-    inp.wordsim = only(table(j("wordsim", "results.parquet")))
-    inp.contextual = only(table(j("contextual", "results.parquet")))
-    inp.contextual_comparisons = table(j("contextual", "comparisons.parquet"))
+    ana, ana_ok = view("analogy")
+    inp.analogy = rows(table(ana, "analogy/results.parquet"), ana_ok)
+    inp.wordsim = rows(table(ana, "wordsim/results.parquet"), ana_ok)
+    ctx, ctx_ok = view("contextual")
+    inp.contextual = rows(table(ctx, "contextual/results.parquet"), ctx_ok)
+    inp.contextual_comparisons = rows(table(ctx, "contextual/comparisons.parquet"), ctx_ok, ("model_a", "model_b"))
     names = ", ".join(models) or "no model"
     for stage, present, path, job in [
             ("embeddings", inp.manifests, j("embeddings", "<model>", "manifest.json"), "jobs/extract.py"),
@@ -107,17 +158,20 @@ def load_inputs(out_dir: str, models: list[str] | None):
             ("neighbors", inp.neighbors, j("similarity", "<model>", "neighbors.parquet"), "jobs/similarity.py"),
             ("correlations", corr is not None and not corr.empty, j("similarity", "correlations.parquet"),
              "jobs/similarity.py with two models or more"),
-            ("analogy", inp.analogy is not None, j("analogy", "results.parquet"), "jobs/analogy.py"),
-            ("wordsim", inp.wordsim is not None, j("wordsim", "results.parquet"), "jobs/analogy.py"),
-            ("contextual", inp.contextual is not None, j("contextual", "results.parquet"), "jobs/contextual.py")]:
+            ("analogy", inp.analogy is not None and not inp.analogy.empty, j("analogy", "results.parquet"),
+             "jobs/analogy.py"),
+            ("wordsim", inp.wordsim is not None and not inp.wordsim.empty, j("wordsim", "results.parquet"),
+             "jobs/analogy.py"),
+            ("contextual", inp.contextual is not None and not inp.contextual.empty,
+             j("contextual", "results.parquet"), "jobs/contextual.py")]:
         if not present:
-            inp.absent[stage] = f"{path} is absent for {names} (made by {job})"
+            inp.absent[stage] = f"{path} is absent for {names} (made by {job}, read through its commit record)"
     return inp
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     """Build the report; returns its path, the number of figures and the stages skipped."""
-    from embcompare import store
+    from embcompare import commit, store
     from embcompare.report import build_sections, render_page
     from embcompare.report.figures import png_bytes
 
@@ -130,21 +184,31 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     inputs = load_inputs(c.out_dir, models)
     sections = build_sections(inputs, c.report.neighbor_words, c.report.neighbor_k)
     base = store.join(c.out_dir, "report")
-    n_fig = 0
+    n_fig, written = 0, []
     for s in sections:
         for it in s.items:
             if it.figure is not None:
-                store.write_bytes(store.join(base, "figures", f"{it.name}.png"), png_bytes(it.figure, c.report.dpi))
+                written.append(store.join(base, "figures", f"{it.name}.png"))
+                store.write_bytes(written[-1], png_bytes(it.figure, c.report.dpi))
                 n_fig += 1
-    shown = list(dict.fromkeys([*inputs.manifests, *inputs.histograms]))
+    shown = list(inputs.manifests)
     intro = [f"Results under {c.out_dir} for {len(shown)} model(s): {', '.join(shown) or 'none found'}.",
-             "Every number below is read from the stages' output tables; a stage that has not run is skipped "
-             "with a line saying so."]
+             "Every number below is read from the stages' output tables, through each stage's latest commit "
+             "record; a stage that has not run is skipped with a line saying so."]
+    if inputs.runs:
+        intro.append("Sections come from these runs: " + "; ".join(
+            f"{stage} run {r.get('id')} ({r.get('time')})" for stage, r in inputs.runs.items()) + ".")
     page = render_page(c.report.title, intro, sections)
     index = store.join(base, "index.html")
     store.write_bytes(index, page.encode("utf-8"))
+    written.append(index)
+    # Last: the commit makes these files the report (and sweeps an earlier run's figures).
+    commit.write(c.out_dir, "report", written, config=cfg, inputs=commit.embeddings_keys(c.out_dir, shown),
+                 sweep=["report"], extra={"runs": inputs.runs, "earlier": inputs.earlier})
     skipped = [s.title for s in sections if s.notes and not s.items]
     print(f"report: {index} ({n_fig} figures; skipped: {', '.join(skipped) or 'none'}) in {time.time() - t0:.1f} s")
+    if inputs.earlier or inputs.damaged:
+        print(f"report: left out: {'; '.join(inputs.damaged + inputs.earlier)}")
     return {"report": index, "figures": n_fig, "skipped": skipped}
 
 

@@ -69,7 +69,7 @@ def check(cfg: DictConfig) -> None:
 
 def run(cfg: DictConfig) -> dict:
     """The similarity stage for ``cfg`` (conf/similarity.yaml); returns the headline numbers."""
-    from embcompare import store
+    from embcompare import commit, store
     from embcompare.config import ConfigError
     from embcompare.similarity import results
     from embcompare.similarity.checkpoint import Checkpoint, DuplicateUnit
@@ -87,6 +87,7 @@ def run(cfg: DictConfig) -> dict:
     s = c.similarity
     sim_dir = store.join(c.out_dir, "similarity")
     started = time.time()
+    read_keys = commit.embeddings_keys(c.out_dir, c.models)  # what this run reads, for its commit
     try:
         store.check_writable(sim_dir)
         inputs = load_models(c.out_dir, c.models, load_vocab(c.vocab))
@@ -126,9 +127,10 @@ def run(cfg: DictConfig) -> dict:
     g = s.groups
     groups = labelled_groups(inputs.words, wordnet=g.wordnet, wordnet_dir=c.vocab.wordnet_dir, bats=g.bats,
                              bats_dir=g.bats_dir, random=g.random_pairs, seed=g.seed)
+    written: list[str] = []
     summaries = results.write_outputs(sim_dir, inputs.words, inputs.mats, inputs.info, result, groups,
-                                      {"key": key, "backend": s.backend, "seconds": round(time.time() - started, 3)})
-    ckpt.remove()
+                                      {"key": key, "backend": s.backend, "seconds": round(time.time() - started, 3)},
+                                      written=written)
     headline: dict[str, Any] = {"n_words": n, "block": result.block, "models": {}}
     for name, sm in summaries.items():
         headline["models"][name] = {k: sm[k] for k in ("n_pairs", "mean", "std", "min", "max")}
@@ -140,6 +142,10 @@ def run(cfg: DictConfig) -> dict:
         for r in rows:
             print(f"{r['model_a']} vs {r['model_b']}: spearman {r['spearman']:.4f}, kendall {r['kendall']:.4f} "
                   f"(+-{r['error_bound']:.1e})")
+    # Last: the commit makes these files the stage's results (and sweeps an earlier run's).
+    commit.write(c.out_dir, "similarity", written, config=cfg, inputs=read_keys, sweep=["similarity"],
+                 extra={"headline": headline, "seconds": round(time.time() - started, 3)})
+    ckpt.remove()
     log.info("similarity done in %.1f s", time.time() - started)
     return headline
 

@@ -31,6 +31,9 @@ class ReportInputs:
     contextual: pd.DataFrame | None = None
     contextual_comparisons: pd.DataFrame | None = None
     absent: dict[str, str] = field(default_factory=dict)
+    runs: dict[str, dict] = field(default_factory=dict)      # stage -> its commit's run (id, time)
+    earlier: list[str] = field(default_factory=list)          # results left out: from an earlier run, why
+    damaged: list[str] = field(default_factory=list)          # files left out: missing or changed since commit
 
 
 def _n(x: Any) -> str:
@@ -278,6 +281,19 @@ def _slug(name: str) -> str:
 
 def build_sections(inputs: ReportInputs, neighbor_words: Sequence[str], neighbor_k: int = 5) -> list[Section]:
     """Every section of the report, in reading order."""
-    return [models_section(inputs), similarity_section(inputs), groups_section(inputs),
-            correlations_section(inputs), analogy_section(inputs), wordsim_section(inputs),
-            neighbors_section(inputs, neighbor_words, neighbor_k), contextual_section(inputs)]
+    out = [models_section(inputs), similarity_section(inputs), groups_section(inputs),
+           correlations_section(inputs), analogy_section(inputs), wordsim_section(inputs),
+           neighbors_section(inputs, neighbor_words, neighbor_k), contextual_section(inputs)]
+    if inputs.earlier or inputs.damaged:
+        out.append(left_out_section(inputs))
+    return out
+
+
+def left_out_section(inputs: ReportInputs) -> Section:
+    """Results not shown above, each with its reason: computed on other embeddings than the
+    current ones or for a model no longer in the list (from an earlier run), or a file missing
+    or changed since its stage's commit."""
+    s = Section("From an earlier run or damaged: left out")
+    s.notes += [f"From an earlier run: {r}." for r in inputs.earlier]
+    s.notes += [f"Damaged: {r}." for r in inputs.damaged]
+    return s

@@ -54,16 +54,19 @@ def correlation_row(model_a: str, model_b: str, joint: np.ndarray) -> dict:
 
 
 def write_outputs(sim_dir: str, words: Sequence[str], mats: Sequence[np.ndarray], info: dict[str, dict], result,
-                  groups: dict[str, np.ndarray], extra: dict | None = None) -> dict[str, dict]:
+                  groups: dict[str, np.ndarray], extra: dict | None = None,
+                  written: list[str] | None = None) -> dict[str, dict]:
     """Write the stage's contract files under ``sim_dir`` (``<out_dir>/similarity``, through
     embcompare.store) from ``run.all_pairs``'s result; return each model's summary.
 
     Every file depends only on the inputs and the settings (no times, no paths), so two runs of
     one config write the same bytes; ``extra`` (e.g. seconds) goes into the summaries only.
     With top-k 0 there is no neighbours file (one left by an earlier run is removed) and the
-    summary says so.
+    summary says so. The paths written are appended to ``written`` (the stage's commit lists them).
     """
     from .. import store
+
+    out = [] if written is None else written
     from .groups import group_rows
 
     bins = int(result.parts[0].hist.binning.bins)
@@ -73,11 +76,14 @@ def write_outputs(sim_dir: str, words: Sequence[str], mats: Sequence[np.ndarray]
         d = store.join(sim_dir, name)
         part = result.parts[m]
         store.write_table(store.join(d, "histogram.parquet"), histogram_table(part))
+        out.append(store.join(d, "histogram.parquet"))
         if k:
             store.write_table(store.join(d, "neighbors.parquet"), neighbors_table(part, words))
+            out.append(store.join(d, "neighbors.parquet"))
         else:
             store.remove(store.join(d, "neighbors.parquet"))
         store.write_table(store.join(d, "groups.parquet"), groups_table(group_rows(mats[m], groups, bins)))
+        out.append(store.join(d, "groups.parquet"))
         s = summary(part)
         s.update({"model": name, "n_words": result.n, "models_compared": list(result.names), "block": result.block,
                   "tiles": len(result.tiles), "work_scope": result.scope, "bins": bins, "top_k": k,
@@ -85,10 +91,12 @@ def write_outputs(sim_dir: str, words: Sequence[str], mats: Sequence[np.ndarray]
                   "zero_norm": len(info[name]["zero_norm_words"]), "zero_norm_words": info[name]["zero_norm_words"],
                   "vocabulary": info[name], **(extra or {})})
         store.write_json(store.join(d, "summary.json"), s)
+        out.append(store.join(d, "summary.json"))
         summaries[name] = s
     if result.joints:
         rows = [correlation_row(result.names[a], result.names[b], j.counts) for (a, b), j in sorted(result.joints.items())]
         store.write_table(store.join(sim_dir, "correlations.parquet"), pa.Table.from_pylist(rows))
+        out.append(store.join(sim_dir, "correlations.parquet"))
     else:  # one model: a correlations table left by an earlier run is not this run's
         store.remove(store.join(sim_dir, "correlations.parquet"))
     return summaries
