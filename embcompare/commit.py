@@ -155,10 +155,24 @@ def write(out_dir: str, stage: str, files: Sequence[str], *, config: Any = None,
         removed = [p for p in _files_under(out_dir, folder) if relative(out_dir, p) not in rec["files"]]
         for p in removed:
             store.remove(p)
+            _remove_empty_folders(os.path.dirname(p), store.join(out_dir, folder))
         if removed:
             log.info("%s: removed %d file(s) under %s that its commit does not list (an earlier run's), e.g. %s",
                      stage, len(removed), folder, relative(out_dir, removed[0]))
     return rec
+
+
+def _remove_empty_folders(folder: str, root: str) -> None:
+    """Local folders left empty up to ``root`` (an object store has no folders to leave)."""
+    if store.is_uri(folder):
+        return
+    folder, root = os.path.abspath(folder), os.path.abspath(root)
+    while folder.startswith(root + os.sep):
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty
+            return
+        folder = os.path.dirname(folder)
 
 
 def _files_under(out_dir: str, folder: str) -> list[str]:
