@@ -251,3 +251,30 @@ def test_the_report_never_mixes_runs_nor_shows_dropped_models(tmp_path):
     assert_same_tables(committed_tables(out), committed_tables(fresh))
     assert sorted(p.name for p in (out / "report" / "figures").iterdir()) == \
         sorted(p.name for p in (fresh / "report" / "figures").iterdir())
+
+
+@pytest.mark.slow
+def test_contextual_outputs_interrupted_deleted_or_truncated_are_rebuilt(tmp_path):
+    """The contextual stage's window (anchors/<model>.parquet written before results.parquet):
+    a rerun with more anchors killed before its commit, then the first config again; a
+    truncated anchors table and a deleted comparisons table; each rerun names the files and
+    ends with the first run's tables."""
+    out = tmp_path / "out"
+    args = ["models=[glove_6b_50d,sbert_minilm]", "stages=[extract,contextual]", "contextual.batch_size=16"]
+    pipeline(out, *args, "contextual.anchors=3")
+    want = committed_tables(out)
+    assert "contextual/anchors/sbert_minilm.parquet" in want and "contextual/comparisons.parquet" in want
+    killed = pipeline(out, *args, "contextual.anchors=4", env={commit.FAULT_ENV: "contextual"}, check=False)
+    assert killed.returncode == 17
+    again = pipeline(out, *args, "contextual.anchors=3")
+    ctx = runs_line(again.stderr, "contextual")
+    assert len(ctx) == 1 and "contextual/anchors/glove_6b_50d.parquet changed" in ctx[0], again.stderr
+    assert_same_tables(committed_tables(out), want)
+    f = out / "contextual" / "anchors" / "sbert_minilm.parquet"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    os.remove(out / "contextual" / "comparisons.parquet")
+    third = pipeline(out, *args, "contextual.anchors=3")
+    ctx = runs_line(third.stderr, "contextual")
+    assert len(ctx) == 1 and "contextual/anchors/sbert_minilm.parquet changed" in ctx[0]
+    assert "contextual/comparisons.parquet is missing" in ctx[0]
+    assert_same_tables(committed_tables(out), want)
