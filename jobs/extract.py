@@ -264,11 +264,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out, written, keys = {}, [], {}
     for k, model_cfg in models.items():
         m = extract_model(model_cfg, words, vocab_sha, n_wordnet, job)
-        model_dir = store.join(job.out_dir, "embeddings", k)
-        written += [store.join(model_dir, s) for s in m["shards"]] + [store.join(model_dir, "manifest.json")]
-        keys[k] = m["key"]
         c = m["counts"]
         where = store.join(job.out_dir, "embeddings", k)
+        written += [store.join(where, s) for s in m["shards"]] + [store.join(where, "manifest.json")]
+        keys[k] = m["key"]
         print(f"{k}: dim {m['dim']}, embedded {c['embedded']} of {c['words']} words, missing {c['missing']}, "
               f"{m['time']['seconds_this_run']:.1f} s -> {where}")
         out[k] = {"dim": m["dim"], **c, "seconds": m["time"]["seconds_this_run"], "dir": where}
