@@ -93,6 +93,12 @@ def load_inputs(out_dir: str, models: list[str] | None):
     if models is None:
         models = current_models(out_dir)
     keys = commit.embeddings_keys(out_dir, models)
+    try:
+        extracted = commit.read(out_dir, "extract")
+    except commit.DamagedCommit:
+        extracted = None  # current_models said so; the manifests still name the embeddings
+    if extracted is not None:
+        inp.runs["extract"] = extracted["run"]
     for m in models:
         if keys[m] is not None:
             inp.manifests[m] = store.read_manifest(j("embeddings", m))
