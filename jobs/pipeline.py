@@ -169,7 +169,7 @@ def skip_reason(out_dir: str, stage: str, digest: str, inputs: dict) -> str | No
         return "the embeddings changed since its last commit"
     problems = commit.verify(out_dir, rec)
     if problems:
-        return f"{'; '.join(list(problems.values())[:3])}{' ...' if len(problems) > 3 else ''}; rebuilding"
+        return f"{'; '.join(problems.values())}; rebuilding"
     return None
 
 
