@@ -100,6 +100,10 @@ def load_inputs(out_dir: str, models: list[str] | None):
     inp.wordsim = only(table(j("wordsim", "results.parquet")))
     inp.contextual = only(table(j("contextual", "results.parquet")))
     inp.contextual_comparisons = table(j("contextual", "comparisons.parquet"))
+    agreement = table(j("agreement", "pairs.parquet"))
+    if agreement is not None:
+        agreement = agreement[agreement["model_a"].isin(models) & agreement["model_b"].isin(models)]
+    inp.agreement, inp.anisotropy = agreement, only(table(j("agreement", "anisotropy.parquet")))
     names = ", ".join(models) or "no model"
     for stage, present, path, job in [
             ("embeddings", inp.manifests, j("embeddings", "<model>", "manifest.json"), "jobs/extract.py"),
@@ -107,6 +111,8 @@ def load_inputs(out_dir: str, models: list[str] | None):
             ("neighbors", inp.neighbors, j("similarity", "<model>", "neighbors.parquet"), "jobs/similarity.py"),
             ("correlations", corr is not None and not corr.empty, j("similarity", "correlations.parquet"),
              "jobs/similarity.py with two models or more"),
+            ("agreement", inp.agreement is not None or inp.anisotropy is not None, j("agreement", "pairs.parquet"),
+             "jobs/agreement.py"),
             ("analogy", inp.analogy is not None, j("analogy", "results.parquet"), "jobs/analogy.py"),
             ("wordsim", inp.wordsim is not None, j("wordsim", "results.parquet"), "jobs/analogy.py"),
             ("contextual", inp.contextual is not None, j("contextual", "results.parquet"), "jobs/contextual.py")]:
