@@ -1,5 +1,5 @@
 """Word groups the agreement measures are averaged over: WordNet part of speech (a word is in
-each part of speech it has a synset in), BATS category (a word of any of its pairs), and
+each part of speech whose index file lists it), BATS category (a word of any of its pairs), and
 word-frequency band (wordfreq's Zipf scale, one band per unit; 0-1 holds unlisted words)."""
 from __future__ import annotations
 
@@ -8,20 +8,24 @@ from typing import Sequence
 
 import numpy as np
 
-POS_NAMES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
-
-
 def pos_groups(words: Sequence[str], wordnet_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
-    from ..vocab import WordNet
+    """A word is in each part of speech whose index file (index.noun, ...) lists it: the
+    lemmas WordNet has a synset for in that part of speech."""
+    from ..vocab import POS_FILES, find_wordnet
 
+    d = find_wordnet(wordnet_dir)
     index = {w: i for i, w in enumerate(words)}
-    member = {p: np.zeros(len(words), dtype=bool) for p in POS_NAMES}
-    for s in WordNet(wordnet_dir).synsets.values():
-        for lemma in s.lemmas:
-            i = index.get(lemma)
-            if i is not None:
-                member[s.pos][i] = True
-    return {f"pos:{POS_NAMES[p]}": np.flatnonzero(m) for p, m in member.items()}
+    out = {}
+    for name in POS_FILES.values():
+        member = np.zeros(len(words), dtype=bool)
+        with open(d / f"index.{name}", encoding="utf-8") as f:
+            for line in f:
+                if not line.startswith(" "):  # licence header
+                    i = index.get(line.split(" ", 1)[0].replace("_", " "))
+                    if i is not None:
+                        member[i] = True
+        out[f"pos:{name}"] = np.flatnonzero(member)
+    return out
 
 
 def bats_word_groups(words: Sequence[str], bats_dir: str | os.PathLike | None = None) -> dict[str, np.ndarray]:
