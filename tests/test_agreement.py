@@ -199,3 +199,21 @@ def test_effect_size_is_the_pooled_standardised_difference():
     # Scale-free: the same cosines shifted and squeezed (a model whose cosines sit near 0.9) give the same size.
     squeezed = [{**r, "mean": 0.9 + 0.1 * r["mean"], "var": 0.01 * r["var"]} for r in rows]
     assert effect_sizes(squeezed)[0]["effect_size"] == pytest.approx(e["effect_size"], rel=1e-12)
+
+
+def test_word_groups_from_wordnet_bats_and_wordfreq():
+    from wordfreq import zipf_frequency
+
+    from embcompare.agreement.labels import word_groups
+
+    words = ["run", "quickly", "the", "paris", "aardvark", "king", "queen", "zzzzq"]
+    g = {k: [words[i] for i in v] for k, v in word_groups(words).items()}
+    assert g["all"] == words
+    assert "run" in g["pos:noun"] and "run" in g["pos:verb"] and g["pos:adv"] == ["quickly"]
+    assert "paris" in g["pos:noun"]  # index files list lemmas lower-cased, as the vocabulary reads them
+    assert "king" in g["bats:E10"] and "queen" in g["bats:E10"]  # male - female: king<TAB>queen
+    for w in words:
+        band = [k for k in g if k.startswith("zipf:") and w in g[k]]
+        z = zipf_frequency(w, "en")
+        assert band == [f"zipf:{min(int(z), 7)}-{min(int(z), 7) + 1}"], (w, z, band)
+    assert "zzzzq" in g["zipf:0-1"]
