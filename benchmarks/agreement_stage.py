@@ -3,11 +3,17 @@ of its d x d products; and the streamed CKA's peak memory as the number of words
 
     .venv/bin/python benchmarks/agreement_stage.py stage --store /tmp/full --models glove_6b_50d sbert_minilm smollm2_135m
     .venv/bin/python benchmarks/agreement_stage.py memory --words 20000 40000 80000 --dim 1024
+    .venv/bin/python benchmarks/agreement_stage.py derive --store /tmp/full --source glove_6b_50d --dims 384 576
 
 ``stage`` reads a store where jobs/similarity.py has run for these models (its seconds are in
 each summary.json), runs jobs/agreement.py's ``run`` in this process and times its parts; the
 floor is the FLOPs of the products (the CKA pass's Z^T Z over the models' columns side by side,
 the permutation null's cross products) at this machine's measured float64 GEMM rate.
+``derive``: models of the full shape where only one model's extraction is at hand: the source's
+vectors through a seeded Gaussian map to each dimension plus noise (the neighbourhoods stay a
+real model's, for the similarity stage's pruning), the last one shifted along a common
+direction so that its cosines sit near 0.9 like SmolLM2's; written as embeddings stores
+``<source>_proj<d>`` with the source's words and missing words.
 ``memory``: two synthetic models of N x d, generated block by block from a seed (never held
 whole), streamed through ``CKAStats``; each N in its own process, reporting its peak RSS.
 """
@@ -95,6 +101,31 @@ def memory(args) -> None:
         print(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip(), flush=True)
 
 
+def derive(args) -> None:
+    from embcompare import store
+
+    src = store.join(args.store, "embeddings", args.source)
+    words, X = store.read_embeddings(src)
+    man = store.read_manifest(src)
+    rng = np.random.default_rng(0)
+    for i, d in enumerate(args.dims):
+        Y = X @ rng.standard_normal((X.shape[1], d)).astype(np.float32)
+        Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+        Y += 0.5 * rng.standard_normal(Y.shape).astype(np.float32) / np.sqrt(d)
+        if i == len(args.dims) - 1:  # anisotropic: one shared direction carries most of the cosine
+            u = rng.standard_normal(d).astype(np.float32)
+            Y = Y / np.linalg.norm(Y, axis=1, keepdims=True) + 3.0 * u / np.linalg.norm(u)
+        name = f"{args.source}_proj{d}"
+        out = store.join(args.store, "embeddings", name)
+        shard = store.shard_name(0, len(words))
+        key = f"{name}-derived-{man['key'][:16]}"
+        store.write_shard(store.join(out, shard), store.embeddings_table(words, Y.astype(np.float32),
+                                                                         [1] * len(words)), key, [])
+        store.write_json(store.join(out, "manifest.json"), {"model": name, "key": key, "shards": [shard], "dim": d,
+                                                             "missing_words": man["missing_words"]})
+        print(f"{name}: {len(words)} x {d} -> {out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -106,6 +137,10 @@ def main() -> None:
     m.add_argument("--words", type=int, nargs="+", required=True)
     m.add_argument("--dim", type=int, default=1024)
     m.add_argument("--block", type=int, default=4096)
+    dv = sub.add_parser("derive")
+    dv.add_argument("--store", required=True)
+    dv.add_argument("--source", required=True)
+    dv.add_argument("--dims", type=int, nargs="+", required=True)
     pt = sub.add_parser("_point")
     pt.add_argument("n", type=int)
     pt.add_argument("d", type=int)
@@ -115,6 +150,8 @@ def main() -> None:
         stage(args)
     elif args.cmd == "memory":
         memory(args)
+    elif args.cmd == "derive":
+        derive(args)
     else:
         print(json.dumps(memory_point(args.n, args.d, args.block)))
 

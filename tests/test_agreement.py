@@ -90,6 +90,12 @@ def test_chance_levels_match_independent_random_lists(k):
         se = got[name].std() / np.sqrt(words)
         assert abs(got[name].mean() - want[name]) <= 4 * se, name
     assert want["overlap"] == k / (n - 1)
+    # At full scale, Jaccard's exact sum against scipy's hypergeometric pmf.
+    from scipy.stats import hypergeom
+
+    o = np.arange(k + 1)
+    ref = hypergeom(53455, k, k).pmf(o) @ (o / (2 * k - o))
+    assert chance(53456, k, P)["jaccard"] == pytest.approx(ref, rel=1e-12)
 
 
 def test_neighbor_index_names_the_file_and_word_of_a_broken_table(spaces):

@@ -96,12 +96,12 @@ def chance(n: int, k: int, p: float = 0.9) -> dict[str, float]:
     """Expected value of each measure for one word when the two lists are independent uniform
     draws of k of the other n - 1 words: the overlap is hypergeometric (n - 1, k, k), so
     E[X_d] = d^2 / (n - 1); overlap and RBO are linear in X, Jaccard is summed over the pmf."""
-    from scipy.stats import hypergeom
+    from fractions import Fraction
+    from math import comb
 
     m = n - 1
     w, last = rbo_weights(k, p)
     d = np.arange(1, k + 1, dtype=np.float64)
-    o = np.arange(0, k + 1)
-    pmf = hypergeom(m, k, k).pmf(o)
-    return {"overlap": k / m, "jaccard": float(pmf @ (o / (2 * k - o))),
-            "rbo": float(d ** 2 / m @ w + k ** 2 / m * last)}
+    total = comb(m, k)
+    jaccard = sum(Fraction(comb(k, o) * comb(m - k, k - o) * o, 2 * k - o) for o in range(1, k + 1)) / total
+    return {"overlap": k / m, "jaccard": float(jaccard), "rbo": float(d ** 2 / m @ w + k ** 2 / m * last)}
