@@ -92,7 +92,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         inputs = load_models(c.out_dir, c.models, load_vocab(c.vocab))
         for m in c.models:
             s = sim["summaries"][m]
-            if s["n_words"] != len(inputs.words) or s["vocabulary"]["embeddings_key"] != inputs.info[m]["embeddings_key"]:
+            key = inputs.info[m]["embeddings_key"]
+            if s["n_words"] != len(inputs.words) or s["vocabulary"]["embeddings_key"] != key:
                 raise ValueError(f"{store.join(c.out_dir, 'similarity', m, 'summary.json')}: computed over "
                                  f"{s['n_words']} words of other embeddings or another vocabulary (here "
                                  f"{len(inputs.words)}); rerun the similarity stage with these settings")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from embcompare.agreement.anisotropy import effect_sizes, spectrum_rows
-from embcompare.agreement.cka import CKAStats, cka_from_stats, permutation_null, row_blocks, stream
+from embcompare.agreement.cka import cka_from_stats, permutation_null, row_blocks, stream
 from embcompare.agreement.neighbors import chance, neighbor_index, overlap_depths, word_measures
 from embcompare.embedders import build_embedder
 from embcompare.similarity.fused import kernel_products

@@ -5,7 +5,6 @@ import importlib.util
 import math
 import sys
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
