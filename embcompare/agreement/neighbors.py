@@ -26,8 +26,15 @@ def neighbor_index(words: Sequence[str], table, path: str = "neighbors.parquet")
                          f"similarity stage for these models")
     k = table.num_rows // n
     index = pd.Index(list(words))
-    rows = {c: table.column(c).to_numpy() for c in ("word", "neighbor")}
-    i, j = index.get_indexer(rows["word"]), index.get_indexer(rows["neighbor"])
+
+    def positions(column: str) -> tuple[np.ndarray, np.ndarray]:
+        # Look each distinct string up once (Arrow's dictionary encoding), not once per row.
+        enc = table.column(column).combine_chunks().dictionary_encode()
+        values = enc.dictionary.to_numpy(zero_copy_only=False)
+        return index.get_indexer(values)[enc.indices.to_numpy()], values[enc.indices.to_numpy()]
+
+    (i, word_of), (j, neighbor_of) = positions("word"), positions("neighbor")
+    rows = {"word": word_of, "neighbor": neighbor_of}
     r = table.column("rank").to_numpy().astype(np.int64)
     for pos, what in ((i, "word"), (j, "neighbor")):
         bad = np.flatnonzero(pos < 0)
