@@ -43,6 +43,11 @@ RUN_ENV = "EMBCOMPARE_RUN_ID"  # set by jobs/pipeline.py: every stage of one pip
 FAULT_ENV = "EMBCOMPARE_TEST_DIE_BEFORE_COMMIT"
 
 
+# Stages computed from another stage's files as well as from the embeddings: their commit records
+# the upstream commit's run id, and they are current only while that commit is.
+UPSTREAM: dict[str, tuple[str, ...]] = {"agreement": ("similarity",)}
+
+
 class DamagedCommit(ValueError):
     """A commit record that cannot be read; the message is one line naming the file."""
 
@@ -99,6 +104,19 @@ def jsonable(x: Any) -> Any:
     return str(x)
 
 
+def upstream_runs(out_dir: str, stage: str) -> dict[str, str | None]:
+    """The run id of each stage ``stage`` reads files of (UPSTREAM), as committed now (None:
+    no readable commit)."""
+    out: dict[str, str | None] = {}
+    for up in UPSTREAM.get(stage, ()):
+        try:
+            rec = read(out_dir, up)
+        except DamagedCommit:
+            rec = None
+        out[up] = rec["run"].get("id") if rec else None
+    return out
+
+
 def file_digest(path: str) -> tuple[int, str]:
     """(size, sha256) of one file, read in 8 MiB pieces (hashlib drops the GIL on them)."""
     fs, p = store.resolve(path)
@@ -146,7 +164,7 @@ def write(out_dir: str, stage: str, files: Sequence[str], *, config: Any = None,
     digests = _digests(out_dir, rels)
     rec = {"format": FORMAT, "stage": stage, "run": run_identity(),
            "config": config if isinstance(config, str) or config is None else config_digest(config),
-           "inputs": dict(inputs or {}),
+           "inputs": dict(inputs or {}), "upstream": upstream_runs(out_dir, stage),
            "files": {r: {"size": s, "sha256": h} for r, (s, h) in zip(rels, digests)},
            **({"extra": jsonable(dict(extra))} if extra else {})}
     store.write_bytes(record_path(out_dir, stage), (json.dumps(rec, indent=2, sort_keys=True, default=str)

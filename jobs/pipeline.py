@@ -1,5 +1,5 @@
-"""The whole study in one command: extraction, all-pairs similarity, analogies and word-pair
-similarity, contextual measures, report; each stage skips the work it has done.
+"""The whole study in one command: extraction, all-pairs similarity, model agreement, analogies
+and word-pair similarity, contextual measures, report; each stage skips the work it has done.
 
     python jobs/pipeline.py                                   # the embedded default, full WordNet list
     python jobs/pipeline.py 'models=[glove_6b_50d,sbert_minilm]' vocab.max_words=5000 out_dir=/tmp/x
@@ -8,9 +8,10 @@ similarity, contextual measures, report; each stage skips the work it has done.
 
 Each stage's config is its own file (conf/<stage>.yaml); an override goes to the stages that
 have its key: ``models``, ``out_dir``, ``vocab.*``, ``workers.*`` and ``ray.*`` to every stage,
-``extract.*`` and ``model.*`` to extraction, ``similarity.*`` to similarity, ``analogy.*`` and
-``wordsim.*`` to analogies, ``contextual.*`` and ``report.*`` to theirs. Every stage's config is
-composed and checked before the first stage starts, so a typo costs nothing.
+``extract.*`` and ``model.*`` to extraction, ``similarity.*`` to similarity, ``agreement.*`` to
+agreement, ``analogy.*`` and ``wordsim.*`` to analogies, ``contextual.*`` and ``report.*`` to
+theirs. Every stage's config is composed and checked before the first stage starts, so a typo
+costs nothing.
 """
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ from typing import Any, Sequence
 import common  # noqa: F401 - puts the repo on sys.path
 from common import CONF_DIR, ROOT, log
 
-STAGES = ("extract", "similarity", "analogy", "contextual", "report")
+STAGES = ("extract", "similarity", "agreement", "analogy", "contextual", "report")
 DEFAULT_MODELS = ("glove_6b_50d", "sbert_minilm", "smollm2_135m")
 # Override prefix -> the stages it goes to (None: every stage whose config has the key).
 ROUTES: dict[str, tuple[str, ...] | None] = {
     "models": None, "out_dir": None, "vocab": None, "workers": None, "ray": None,
-    "extract": ("extract",), "model": ("extract",), "similarity": ("similarity",),
+    "extract": ("extract",), "model": ("extract",), "similarity": ("similarity",), "agreement": ("agreement",),
     "analogy": ("analogy",), "wordsim": ("analogy",), "contextual": ("contextual",), "report": ("report",),
 }
 
@@ -152,6 +153,18 @@ def check(module: ModuleType, cfg: Any) -> None:
         checker(cfg)
 
 
+def check_across(cfgs: dict[str, Any]) -> None:
+    """Refuse settings of one stage that another stage's output cannot serve."""
+    if "agreement" in cfgs and "similarity" in cfgs:
+        ks, sim = list(cfgs["agreement"].agreement.k), cfgs["similarity"].similarity
+        if max(ks) > sim.top_k:
+            raise PipelineError(f"agreement.k={ks} needs the similarity stage's neighbours that deep: set "
+                                f"similarity.top_k={max(ks)} (it is {sim.top_k}) or lower agreement.k")
+        if not sim.groups.random_pairs:
+            raise PipelineError("the agreement stage's effect sizes need random pairs: similarity.groups.random_pairs "
+                                "must be > 0")
+
+
 def skip_reason(out_dir: str, stage: str, digest: str, inputs: dict) -> str | None:
     """None when ``stage``'s latest commit is for this config and these embeddings and every
     file it lists is intact (present, recorded size and sha256); else why the stage reruns."""
@@ -167,6 +180,9 @@ def skip_reason(out_dir: str, stage: str, digest: str, inputs: dict) -> str | No
         return "its config changed since its last commit"
     if rec.get("inputs") != inputs:
         return "the embeddings changed since its last commit"
+    upstream = commit.upstream_runs(out_dir, stage)
+    if rec.get("upstream", {}) != upstream:
+        return f"{', '.join(upstream)} committed another run since its last commit"
     problems = commit.verify(out_dir, rec)
     if problems:
         return f"{'; '.join(problems.values())}; rebuilding"
@@ -191,6 +207,7 @@ def run_pipeline(argv: Sequence[str]) -> dict[str, Any]:
                                     "ConfigAttributeError", "ConfigKeyError", "MissingConfigException"):
                 raise PipelineError(f"stage {stage}: {e}") from None
             raise
+    check_across(cfgs)
     store.check_writable(p.out_dir)
     headlines: dict[str, Any] = {}
     started = time.time()
@@ -231,6 +248,14 @@ def headline_lines(h: dict[str, Any]) -> list[str]:
     for r in sim.get("correlations") or []:
         lines.append(f"similarity  {r['model_a']} vs {r['model_b']}: spearman {_fmt(r.get('spearman'))}, "
                      f"kendall {_fmt(r.get('kendall'))} (+-{r.get('error_bound', 0):.1e})")
+    agr = h.get("agreement") or {}
+    for r in agr.get("pairs") or []:
+        k = f"@{r['k']}" if r.get("k") else ""
+        ref = (f" (chance {_fmt(r.get('chance'))})" if r["measure"] == "mutual_knn"
+               else f" (null {_fmt(r.get('null_mean'))})" if r.get("null_mean") is not None else "")
+        lines.append(f"agreement   {r['model_a']} vs {r['model_b']}: {r['measure']}{k} {_fmt(r.get('value'))}{ref}")
+    for m, r in (agr.get("anisotropy") or {}).items():
+        lines.append(f"agreement   {m}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in r.items()))
     for m, r in (h.get("analogy") or {}).items():
         for ds, acc in ((r or {}).get("accuracy") or {}).items():
             accs = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(acc.items()))

@@ -110,6 +110,11 @@ def load_inputs(out_dir: str, models: list[str] | None):
         if cur.record is None:
             return cur, []
         inp.runs[stage] = cur.run
+        upstream = commit.upstream_runs(out_dir, stage)
+        if cur.record.get("upstream", {}) != upstream:
+            inp.earlier.append(f"{stage} (run {cur.run.get('id')}): computed from another {', '.join(upstream)} run "
+                               f"than the current one; rerun jobs/{stage}.py")
+            return cur, []
         ok = []
         for m in models:
             if m not in cur.inputs:
@@ -157,6 +162,9 @@ def load_inputs(out_dir: str, models: list[str] | None):
     ctx, ctx_ok = view("contextual")
     inp.contextual = rows(table(ctx, "contextual/results.parquet"), ctx_ok)
     inp.contextual_comparisons = rows(table(ctx, "contextual/comparisons.parquet"), ctx_ok, ("model_a", "model_b"))
+    agr, agr_ok = view("agreement")
+    inp.agreement = rows(table(agr, "agreement/pairs.parquet"), agr_ok, ("model_a", "model_b"))
+    inp.anisotropy = rows(table(agr, "agreement/anisotropy.parquet"), agr_ok)
     names = ", ".join(models) or "no model"
     for stage, present, path, job in [
             ("embeddings", inp.manifests, j("embeddings", "<model>", "manifest.json"), "jobs/extract.py"),
@@ -164,6 +172,8 @@ def load_inputs(out_dir: str, models: list[str] | None):
             ("neighbors", inp.neighbors, j("similarity", "<model>", "neighbors.parquet"), "jobs/similarity.py"),
             ("correlations", corr is not None and not corr.empty, j("similarity", "correlations.parquet"),
              "jobs/similarity.py with two models or more"),
+            ("agreement", inp.agreement is not None and not inp.agreement.empty, j("agreement", "pairs.parquet"),
+             "jobs/agreement.py"),
             ("analogy", inp.analogy is not None and not inp.analogy.empty, j("analogy", "results.parquet"),
              "jobs/analogy.py"),
             ("wordsim", inp.wordsim is not None and not inp.wordsim.empty, j("wordsim", "results.parquet"),

@@ -24,6 +24,12 @@ def test_overrides_go_to_the_stages_that_take_them():
     assert all("out_dir=/tmp/x" in p.overrides[s] for s in p.stages)
 
 
+def test_agreement_runs_by_default_right_after_similarity_and_takes_its_own_keys():
+    p = pipeline.plan(["agreement.k=[1,5]", "similarity.top_k=5"])
+    assert p.stages[:3] == ["extract", "similarity", "agreement"] and "contextual" in p.stages
+    assert "agreement.k=[1,5]" in p.overrides["agreement"] and "agreement.k=[1,5]" not in p.overrides["similarity"]
+
+
 @pytest.mark.parametrize("arg, named", [("simliarity.top_k=3", "simliarity"), ("stages=[extract,simlarity]", "simlarity"),
                                         ("top_k", "top_k"),
                                         # contextual would load the model without the override
@@ -35,7 +41,9 @@ def test_an_override_no_stage_takes_is_refused(arg, named):
 
 @pytest.mark.parametrize("arg, named", [("similarity.topk=3", "topk"),            # Hydra: no such key
                                         ("similarity.top_k=-1", "similarity.top_k"),  # the stage's schema
-                                        ("analogy.datasets=[goggle]", "goggle")])
+                                        ("analogy.datasets=[goggle]", "goggle"),
+                                        ("agreement.k=[1,50]", "set similarity.top_k=50"),  # across stages
+                                        ("agreement.rbo_p=1.5", "agreement.rbo_p")])
 def test_a_bad_stage_setting_stops_before_any_stage_runs(tmp_path, arg, named):
     # A later stage's mistake must stop the run before extraction writes anything.
     proc = run_job("pipeline.py", "models=[glove_6b_50d]", f"out_dir={tmp_path}", "vocab.max_words=20", arg,

@@ -6,7 +6,7 @@ from conftest import BUCKET, run_job
 
 ARGS = ["models=[glove_6b_50d,sbert_minilm]", "vocab.max_words=300", "extract.evaluation_words=false",
         "similarity.groups.random_pairs=500", "analogy.datasets=[google]",
-        "stages=[extract,similarity,analogy]", "ray.num_cpus=2"]
+        "agreement.permutation.sample=200", "stages=[extract,similarity,agreement,analogy]", "ray.num_cpus=2"]
 
 
 def _tables(fs, root: str) -> dict[str, object]:
@@ -34,7 +34,8 @@ def test_pipeline_on_s3_gives_the_tables_of_a_local_run(tmp_path, s3_env):
     here = _tables(pafs.LocalFileSystem(), str(local))
     assert set(remote) == set(here)
     for name in ["similarity/glove_6b_50d/histogram.parquet", "similarity/sbert_minilm/groups.parquet",
-                 "similarity/correlations.parquet", "analogy/results.parquet", "wordsim/results.parquet"]:
+                 "similarity/correlations.parquet", "analogy/results.parquet", "wordsim/results.parquet",
+                 "agreement/pairs.parquet", "agreement/words.parquet", "agreement/anisotropy.parquet"]:
         assert name in here, name
     assert any(k.startswith("embeddings/sbert_minilm/part-") for k in here)
     for name, table in here.items():

@@ -88,10 +88,10 @@ def outputs(tmp_path_factory):
         f = next(src.glob(pattern))
         (bats / f.name).write_text("\n".join(f.read_text().splitlines()[:12]) + "\n")
     out = tmp / "out"
-    run_job("pipeline.py", f"models={MODELS}", "stages=[extract,similarity,analogy,report]",
+    run_job("pipeline.py", f"models={MODELS}", "stages=[extract,similarity,agreement,analogy,report]",
             f"vocab.max_words={MAX_WORDS}", f"out_dir={out}", "ray.num_cpus=2", f"extract.bats_dir={bats}",
             f"similarity.groups.bats_dir={bats}", "similarity.groups.random_pairs=2000", "similarity.block=128",
-            f"analogy.datasets=[bats:{bats}]")
+            f"analogy.datasets=[bats:{bats}]", "agreement.permutation.sample=300")
     return out
 
 
@@ -102,7 +102,7 @@ def test_report_renders_with_every_image(outputs, tmp_path):
     pngs = sorted(p.name for p in (outputs / "report" / "figures").glob("*.png"))
     # Every figure the brief asks for, for the stages that ran.
     for name in ["similarity_distributions", "mean_variance", "group_means", "group_distributions",
-                 "correlations", "analogy_glove_6b_50d", "analogy_sbert_minilm"]:
+                 "correlations", "agreement_heatmaps", "analogy_glove_6b_50d", "analogy_sbert_minilm"]:
         assert f"{name}.png" in pngs, (name, pngs)
     widths = image_widths(outputs, "report/index.html", tmp_path)
     assert sorted(src for src, _ in widths) == sorted(f"figures/{p}" for p in pngs)
@@ -119,6 +119,13 @@ def test_report_renders_with_every_image(outputs, tmp_path):
     first = nb[(nb["word"] == "abandon") & (nb["rank"] == 1)].iloc[0]
     assert f"{first['neighbor']} ({first['cosine']:.2f})" in page
     assert "Not in any model's neighbour table: king" in page
+    # The agreement section: its numbers, read from its tables, beside chance and the null.
+    ag = pd.read_parquet(outputs / "agreement" / "pairs.parquet")
+    knn = ag[(ag["measure"] == "mutual_knn") & (ag["k"] == 10) & (ag["group"] == "all")].iloc[0]
+    assert "Do the models agree?" in page and f"chance {knn['chance']:.5f} = k/(N-1)" in page
+    assert f"{knn['value']:.4f}" in page and "PC1 variance share" in page
+    cka = ag[ag["measure"] == "cka_debiased"].iloc[0]
+    assert f"{cka['null_mean']:+.4f} +- {cka['null_sd']:.4f}" in page
     # No contextual stage ran: its section says so instead of failing.
     assert "Skipped:" in page and "contextual/results.parquet is absent" in page
     assert "report:" in proc.stdout
@@ -131,7 +138,7 @@ def test_report_from_an_object_store(outputs, s3_env, tmp_path):
     s3 = pafs.S3FileSystem(endpoint_override=s3_env["AWS_ENDPOINT_URL"], access_key="test", secret_key="test",
                            region="us-east-1", scheme="http")
     prefix = f"{BUCKET}/report-test"
-    for stage in ("embeddings", "similarity", "analogy", "wordsim", ".pipeline"):  # the commits vouch for them
+    for stage in ("embeddings", "similarity", "agreement", "analogy", "wordsim", ".pipeline"):  # the commits vouch for them
         pafs.copy_files(str(outputs / stage), f"{prefix}/{stage}", source_filesystem=pafs.LocalFileSystem(),
                         destination_filesystem=s3)
     words = "report.neighbor_words=[abandon,aback,king]"
@@ -172,9 +179,9 @@ def test_absent_stages_are_skipped_not_fatal(tmp_path):
     out.mkdir()
     run_job("report.py", f"out_dir={out}")
     page = (out / "report" / "index.html").read_text()
-    for stage in ["similarity", "analogy", "wordsim", "contextual"]:
+    for stage in ["similarity", "agreement", "analogy", "wordsim", "contextual"]:
         assert f"{stage}/" in page
-    assert page.count('class="skipped"') == 8  # every section
+    assert page.count('class="skipped"') == 9  # every section
     assert not list((out / "report").glob("figures/*.png"))
 
 

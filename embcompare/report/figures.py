@@ -184,6 +184,29 @@ def correlation_heatmaps(corr: pd.DataFrame) -> Figure:
     return fig
 
 
+def agreement_heatmaps(panels: Sequence[tuple[str, pd.DataFrame]]) -> Figure:
+    """One heatmap per (title, rows with model_a, model_b, value) between every pair of models
+    (agreement/pairs.parquet rows of one measure), each cell annotated with its value."""
+    models = list(dict.fromkeys(m for _, rows in panels for m in [*rows["model_a"], *rows["model_b"]]))
+    n = len(models)
+    size = 1.6 + 0.9 * n
+    fig = Figure(figsize=(len(panels) * size + 1.5, size), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (title, rows) in zip(axes, panels):
+        M = _square(rows, models, "value")
+        im = ax.imshow(M, vmin=-1 if (M < 0).any() else 0, vmax=1, cmap="RdBu_r" if (M < 0).any() else "viridis")
+        for i in range(n):
+            for j in range(n):
+                if np.isfinite(M[i, j]):
+                    ax.text(j, i, f"{M[i, j]:.3f}", ha="center", va="center", fontsize=8,
+                            color="black" if M[i, j] > 0.6 else "white")
+        ax.set_xticks(range(n), models, rotation=30, ha="right", fontsize=8)
+        ax.set_yticks(range(n), models, fontsize=8)
+        ax.set_title(title, fontsize=10)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    return fig
+
+
 def analogy_heatmap(rows: pd.DataFrame) -> Figure:
     """Accuracy of one model by (data set, category) x method (analogy/results.parquet rows of
     that model); a cell with no answered question is grey and marked n/a."""

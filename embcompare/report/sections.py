@@ -30,6 +30,8 @@ class ReportInputs:
     wordsim: pd.DataFrame | None = None
     contextual: pd.DataFrame | None = None
     contextual_comparisons: pd.DataFrame | None = None
+    agreement: pd.DataFrame | None = None      # agreement/pairs.parquet
+    anisotropy: pd.DataFrame | None = None     # agreement/anisotropy.parquet
     absent: dict[str, str] = field(default_factory=dict)
     runs: dict[str, dict] = field(default_factory=dict)      # stage -> its commit's run (id, time)
     earlier: list[str] = field(default_factory=list)          # results left out: from an earlier run, why
@@ -150,6 +152,83 @@ def correlations_section(inputs: ReportInputs) -> Section:
            + "; each cell: value and the bound on the error the binning allows "
            f"(largest: {corr['error_bound'].max():.1e}).")
     s.items.append(Item("correlations", cap, figure=F.correlation_heatmaps(corr)))
+    return s
+
+
+ANISOTROPY_COLUMNS = {"all_pairs_mean": "mean cosine (all pairs)", "random_sd": "sd (random pairs)",
+                      "pc1_share": "PC1 variance share", "top3_share": "top-3 dims' share of mean cosine"}
+EFFECT_GROUPS = ("wordnet_synonym", "wordnet_hypernym", "wordnet_antonym")
+
+
+def agreement_section(inputs: ReportInputs) -> Section:
+    s = Section("Do the models agree?")
+    pairs, aniso = inputs.agreement, inputs.anisotropy
+    if (pairs is None or pairs.empty) and (aniso is None or aniso.empty):
+        return _skip(s, inputs, "agreement", "agreement tables")
+    if pairs is not None and not pairs.empty:
+        whole = pairs[pairs["group"] == "all"]
+        knn = whole[whole["measure"] == "mutual_knn"]
+        k = 10 if (knn["k"] == 10).any() else int(knn["k"].max()) if not knn.empty else None
+        panels = []
+        if k is not None:
+            knn = knn[knn["k"] == k]
+            panels.append((f"mutual k-NN@{k}", knn))
+        cka = whole[whole["measure"] == "cka_debiased"]
+        rho = whole[whole["measure"] == "spearman"]
+        panels += [(t, r) for t, r in (("debiased linear CKA", cka), ("Spearman rho (all pairs)", rho)) if not r.empty]
+        if panels:
+            n_words = int(whole["n_words"].max())
+            cap = (f"Agreement between every pair of models over the {_n(n_words)} words they share "
+                   f"(agreement/pairs.parquet). ")
+            if k is not None:
+                cap += (f"Mutual k-NN@{k}: mean share of a word's {k} nearest neighbours the two models have in "
+                        f"common (chance {knn['chance'].iloc[0]:.5f} = k/(N-1)). ")
+            if not cka.empty:
+                nulls = "; ".join(f"{r.model_a}/{r.model_b} {r.null_mean:+.4f} +- {r.null_sd:.4f}"
+                                  for r in cka.itertuples() if np.isfinite(r.null_mean))
+                cap += ("Debiased CKA: linear CKA of the unit vectors from the HSIC U-statistic"
+                        + (f"; its permutation null (mean +- sd): {nulls}. " if nulls else ". "))
+            if not rho.empty:
+                cap += "Spearman: the similarity stage's rank correlation of all pair cosines (RSA)."
+            s.items.append(Item("agreement_heatmaps", cap, figure=F.agreement_heatmaps(panels)))
+        table = whole[whole["measure"] != "spearman"][["model_a", "model_b", "measure", "k", "value", "chance",
+                                                       "null_mean", "null_sd"]]
+        s.items.append(Item("agreement_table", "Every agreement measure over all shared words (chance: the value "
+                                               "of independent neighbour lists; null: the permutation null).",
+                            table=html_table(table, {"value": ".4f", "chance": ".5f", "null_mean": ".4f",
+                                                     "null_sd": ".4f"})))
+        if k is not None:
+            by = pairs[(pairs["measure"] == "mutual_knn") & (pairs["k"] == k)
+                       & pairs["group"].str.match(r"^(pos|zipf):")]
+            if not by.empty:
+                wide = by.assign(pair=by["model_a"] + " / " + by["model_b"]).pivot_table(
+                    index=["group", "n_words"], columns="pair", values="value", aggfunc="first").reset_index()
+                s.items.append(Item("agreement_by_group",
+                                    f"Mutual k-NN@{k} by WordNet part of speech and by word frequency (wordfreq Zipf "
+                                    f"band: 3-4 is once to ten times per million words); n_words: words in the group.",
+                                    table=html_table(wide, {c: ".4f" for c in wide.columns[2:]})))
+    if aniso is not None and not aniso.empty:
+        rows = []
+        for m, g in aniso.groupby("model", sort=False):
+            row: dict[str, Any] = {"model": m}
+            for measure, label in ANISOTROPY_COLUMNS.items():
+                v = g[(g["measure"] == measure)]["value"]
+                row[label] = float(v.iloc[0]) if len(v) else float("nan")
+            for grp in EFFECT_GROUPS:
+                e = g[(g["measure"] == "effect_size") & (g["group"] == grp)]["value"]
+                row[f"effect size {grp.split('_', 1)[1]}"] = float(e.iloc[0]) if len(e) else float("nan")
+            bats = g[(g["measure"] == "effect_size") & g["group"].str.startswith("bats_")]["value"]
+            row["effect size BATS (median)"] = float(bats.median()) if len(bats) else float("nan")
+            rows.append(row)
+        df = pd.DataFrame(rows)
+        s.items.append(Item("anisotropy", "Anisotropy audit (agreement/anisotropy.parquet): the all-pairs mean cosine "
+                                          "and the spread of random-pair cosines; the first principal component's "
+                                          "share of the variance; the share of the average cosine carried by the "
+                                          "three dimensions that contribute most (Timkey & van Schijndel 2021); and "
+                                          "related-vs-random separation as an effect size, (mean related - mean "
+                                          "random) / pooled sd, comparable across models whose cosines sit at "
+                                          "different levels.",
+                            table=html_table(df, {c: ".3f" for c in df.columns[1:]})))
     return s
 
 
@@ -282,7 +361,7 @@ def _slug(name: str) -> str:
 def build_sections(inputs: ReportInputs, neighbor_words: Sequence[str], neighbor_k: int = 5) -> list[Section]:
     """Every section of the report, in reading order."""
     out = [models_section(inputs), similarity_section(inputs), groups_section(inputs),
-           correlations_section(inputs), analogy_section(inputs), wordsim_section(inputs),
+           correlations_section(inputs), agreement_section(inputs), analogy_section(inputs), wordsim_section(inputs),
            neighbors_section(inputs, neighbor_words, neighbor_k), contextual_section(inputs)]
     if inputs.earlier or inputs.damaged:
         out.append(left_out_section(inputs))

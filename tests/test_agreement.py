@@ -1,0 +1,225 @@
+"""Agreement measures on real embeddings (GloVe 6B 50d and MiniLM) against direct computations:
+neighbourhood measures from the similarity stage's neighbour table against the full rows of the
+very products the stage read (so the tie order is the stage's, on any CPU); CKA streamed over
+row blocks against NumPy on the whole matrices and against N x N Gram matrices; the anisotropy
+audit against its definitions on the full cosine matrix."""
+import numpy as np
+import pytest
+
+from embcompare.agreement.anisotropy import effect_sizes, spectrum_rows
+from embcompare.agreement.cka import cka_from_stats, permutation_null, row_blocks, stream
+from embcompare.agreement.neighbors import chance, neighbor_index, overlap_depths, word_measures
+from embcompare.embedders import build_embedder
+from embcompare.similarity.fused import kernel_products
+from embcompare.similarity.results import neighbors_table
+from embcompare.similarity.run import Params, TileWorker, all_pairs, inline
+from embcompare.similarity.tiles import normalize
+from embcompare.vocab import VocabFilter, load_words
+
+P = 0.9
+
+
+@pytest.fixture(scope="module")
+def spaces(glove_cfg, minilm_cfg):
+    """GloVe and MiniLM unit vectors over the first 5,000 WordNet words GloVe has."""
+    vocab = load_words(filt=VocabFilter(max_words=6000))
+    g = build_embedder(glove_cfg).embed(vocab)
+    words = g.words[:5000]
+    m = build_embedder(minilm_cfg).embed(words)
+    assert m.words == words
+    A, _ = normalize(g.vectors[:5000], words)
+    B, _ = normalize(m.vectors, words)
+    return words, A, B
+
+
+def direct_top(F: np.ndarray, k: int) -> list[list[int]]:
+    """Each row's k largest off-diagonal values of the full rows F, value descending, then the
+    smaller index (the similarity stage's order, docs/definitions.md)."""
+    G = F.astype(np.float64)
+    np.fill_diagonal(G, -np.inf)
+    return np.argsort(-G, axis=1, kind="stable")[:, :k].tolist()
+
+
+def direct_measures(a: list[int], b: list[int], k: int, p: float) -> tuple[float, float, float]:
+    sa, sb = set(a[:k]), set(b[:k])
+    inter = len(sa & sb)
+    rbo = sum(len(set(a[:d]) & set(b[:d])) / d * p ** d for d in range(1, k + 1)) * (1 - p) / p
+    rbo += inter / k * p ** k
+    return inter / k, inter / len(sa | sb), rbo
+
+
+def test_neighbour_measures_equal_a_direct_computation_from_full_rows(spaces):
+    words, A, B = spaces
+    words, A, B = words[:3000], A[:3000], B[:3000]
+    K = 100  # one neighbour table serves k = 1, 10 and 100
+    res = all_pairs([A, B], Params(top_k=K, block=1024), map_tasks=inline(TileWorker([A, B])))
+    lists = [neighbor_index(words, neighbors_table(part, words)) for part in res.parts]
+    X = overlap_depths(*lists)
+    # The full rows of the products the stage read (its tiles, its kernel): the same tie order.
+    full = []
+    for M in (A, B):
+        U = np.triu(np.nan_to_num(kernel_products(M, res.tiles), nan=0.0), 1)
+        full.append(direct_top(U + U.T, K))
+    assert lists[0].tolist() == full[0] and lists[1].tolist() == full[1]
+    for k in (1, 10, 100):
+        got = word_measures(X, k, P)
+        ref = np.array([direct_measures(a, b, k, P) for a, b in zip(*full)])
+        for c, name in enumerate(("overlap", "jaccard", "rbo")):
+            assert np.abs(got[name] - ref[:, c]).max() <= 1e-12, (k, name)
+    # Not all the same: the models do disagree, and agree above chance.
+    m10 = word_measures(X, 10, P)
+    assert 0 < m10["overlap"].mean() < 1 and m10["overlap"].mean() > 10 * chance(3000, 10, P)["overlap"]
+
+
+def test_rbo_is_one_for_identical_lists_and_zero_for_disjoint_ones():
+    a = np.arange(30).reshape(3, 10)
+    b = np.concatenate([a[:2], a[2:] + 100])
+    m = word_measures(overlap_depths(a, b), 10, P)
+    assert m["rbo"][:2] == pytest.approx([1.0, 1.0], abs=1e-15) and m["rbo"][2] == 0
+    assert m["jaccard"].tolist() == [1.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_chance_levels_match_independent_random_lists(k):
+    n, words = 40, 40000
+    rng = np.random.default_rng(1)
+    lists = [np.argsort(rng.random((words, n - 1)), axis=1)[:, :k] for _ in range(2)]
+    got = word_measures(overlap_depths(*lists), k, P)
+    want = chance(n, k, P)
+    for name in ("overlap", "jaccard", "rbo"):
+        se = got[name].std() / np.sqrt(words)
+        assert abs(got[name].mean() - want[name]) <= 4 * se, name
+    assert want["overlap"] == k / (n - 1)
+    # At full scale, Jaccard's exact sum against scipy's hypergeometric pmf.
+    from scipy.stats import hypergeom
+
+    o = np.arange(k + 1)
+    ref = hypergeom(53455, k, k).pmf(o) @ (o / (2 * k - o))
+    assert chance(53456, k, P)["jaccard"] == pytest.approx(ref, rel=1e-12)
+
+
+def test_neighbor_index_names_the_file_and_word_of_a_broken_table(spaces):
+    import pyarrow as pa
+
+    words = ["a", "b", "c"]
+    good = pa.table({"word": ["a", "b", "c"], "rank": [1, 1, 1], "neighbor": ["b", "a", "a"]})
+    assert neighbor_index(words, good).ravel().tolist() == [1, 0, 0]
+    twice = pa.table({"word": ["a", "a", "c"], "rank": [1, 1, 1], "neighbor": ["b", "c", "a"]})
+    with pytest.raises(ValueError, match=r"x/neighbors.parquet: word 'a' does not have each of the ranks"):
+        neighbor_index(words, twice, "x/neighbors.parquet")
+    stranger = pa.table({"word": ["a", "b", "c"], "rank": [1, 1, 1], "neighbor": ["b", "zebra", "a"]})
+    with pytest.raises(ValueError, match="neighbor 'zebra' is not among the 3 shared words"):
+        neighbor_index(words, stranger)
+
+
+def direct_cka(X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
+    """Biased and debiased linear CKA on the whole centred float64 matrices (feature space)."""
+    X = X.astype(np.float64) - X.astype(np.float64).mean(axis=0)
+    Y = Y.astype(np.float64) - Y.astype(np.float64).mean(axis=0)
+    n = len(X)
+
+    def hsic(P, Q):
+        rp, rq = (P * P).sum(axis=1), (Q * Q).sum(axis=1)
+        kl1 = (P @ P.sum(0) - rp) @ (Q @ Q.sum(0) - rq)
+        tr = np.linalg.norm(P.T @ Q) ** 2 - rp @ rq
+        return (tr + (P.sum(0) @ P.sum(0) - rp.sum()) * (Q.sum(0) @ Q.sum(0) - rq.sum()) / ((n - 1) * (n - 2))
+                - 2 * kl1 / (n - 2)) / (n * (n - 3))
+
+    biased = np.linalg.norm(Y.T @ X) ** 2 / (np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y))
+    return biased, hsic(X, Y) / np.sqrt(hsic(X, X) * hsic(Y, Y))
+
+
+def gram_cka(X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
+    """The same from N x N Gram matrices: HSIC_b = tr(KHLH), and the U-statistic written over
+    K, L with zeroed diagonals, on the raw (uncentred) rows."""
+    n = len(X)
+    K, L = X.astype(np.float64) @ X.T.astype(np.float64), Y.astype(np.float64) @ Y.T.astype(np.float64)
+    H = np.eye(n) - 1.0 / n
+
+    def hb(K, L):
+        return np.trace(K @ H @ L @ H)
+
+    def hu(K, L):
+        K, L = K - np.diag(np.diag(K)), L - np.diag(np.diag(L))
+        one = np.ones(n)
+        return (np.trace(K @ L) + one @ K @ one * (one @ L @ one) / ((n - 1) * (n - 2))
+                - 2 / (n - 2) * one @ K @ L @ one) / (n * (n - 3))
+
+    return hb(K, L) / np.sqrt(hb(K, K) * hb(L, L)), hu(K, L) / np.sqrt(hu(K, K) * hu(L, L))
+
+
+def test_streamed_cka_equals_numpy_on_5000_words(spaces):
+    _, A, B = spaces
+    st = stream(row_blocks([A, B], rows=777), [A.shape[1], B.shape[1]])
+    got = cka_from_stats(st, 0, 1)
+    biased, debiased = direct_cka(A, B)
+    assert abs(got["cka"] - biased) <= 1e-9 and abs(got["cka_debiased"] - debiased) <= 1e-9
+    assert 0.05 < debiased < biased < 1  # real models: related, not identical; debiasing lowers it
+    same = cka_from_stats(st, 0, 0)
+    assert same["cka"] == pytest.approx(1, abs=1e-12) and same["cka_debiased"] == pytest.approx(1, abs=1e-12)
+
+
+def test_streamed_cka_equals_the_gram_matrix_route_on_1000_words(spaces):
+    _, A, B = spaces
+    A, B = A[:1000], B[:1000]
+    got = cka_from_stats(stream(row_blocks([A, B], rows=300), [A.shape[1], B.shape[1]]), 0, 1)
+    biased, debiased = gram_cka(A, B)
+    assert abs(got["cka"] - biased) <= 1e-9 and abs(got["cka_debiased"] - debiased) <= 1e-9
+
+
+def test_permutation_null_of_independent_gaussians_centres_on_zero_when_debiased():
+    rng = np.random.default_rng(7)
+    X, Y = rng.normal(size=(3000, 64)), rng.normal(size=(3000, 256))
+    null = permutation_null(X, Y, sample=1000, permutations=40, seed=3)
+    mean, sd = null["cka_debiased"]
+    assert abs(mean) <= 4 * sd / np.sqrt(40)
+    bmean, bsd = null["cka"]
+    assert bmean > 0.1 and bmean > 20 * bsd  # the biased estimator sits well above 0 under the null
+    again = permutation_null(X, Y, sample=1000, permutations=40, seed=3)
+    assert again == null  # the fixed seed fixes the sample and the permutations
+
+
+def test_anisotropy_spectrum_equals_its_definitions_on_the_full_matrix(spaces):
+    _, A, B = spaces
+    A = A[:2000].astype(np.float64)
+    st = stream(row_blocks([A], rows=500), [A.shape[1]])
+    got = spectrum_rows(st, 0)
+    n = len(A)
+    F = A @ A.T
+    assert got["mean_cosine"] == pytest.approx(F[np.triu_indices(n, 1)].mean(), abs=1e-12)
+    per_dim = np.array([(np.outer(A[:, q], A[:, q]).sum() - (A[:, q] ** 2).sum()) / (n * (n - 1))
+                        for q in range(A.shape[1])])
+    assert got["top3_share"] == pytest.approx(np.sort(per_dim)[-3:].sum() / per_dim.sum(), abs=1e-12)
+    sv = np.linalg.svd(A - A.mean(axis=0), compute_uv=False) ** 2
+    assert got["pc1_share"] == pytest.approx(sv[0] / sv.sum(), abs=1e-12)
+
+
+def test_effect_size_is_the_pooled_standardised_difference():
+    rng = np.random.default_rng(0)
+    rel, rnd = rng.normal(0.5, 0.1, 300), rng.normal(0.1, 0.2, 5000)
+    rows = [{"group": g, "n_pairs": v.size, "mean": v.mean(), "var": v.var()} for g, v in
+            (("syn", rel), ("random", rnd))]
+    pooled = np.sqrt(((rel.size - 1) * rel.var(ddof=1) + (rnd.size - 1) * rnd.var(ddof=1)) / (rel.size + rnd.size - 2))
+    [e] = effect_sizes(rows)
+    assert e["group"] == "syn" and e["effect_size"] == pytest.approx((rel.mean() - rnd.mean()) / pooled, rel=1e-12)
+    # Scale-free: the same cosines shifted and squeezed (a model whose cosines sit near 0.9) give the same size.
+    squeezed = [{**r, "mean": 0.9 + 0.1 * r["mean"], "var": 0.01 * r["var"]} for r in rows]
+    assert effect_sizes(squeezed)[0]["effect_size"] == pytest.approx(e["effect_size"], rel=1e-12)
+
+
+def test_word_groups_from_wordnet_bats_and_wordfreq():
+    from wordfreq import zipf_frequency
+
+    from embcompare.agreement.labels import word_groups
+
+    words = ["run", "quickly", "the", "paris", "aardvark", "king", "queen", "zzzzq"]
+    g = {k: [words[i] for i in v] for k, v in word_groups(words).items()}
+    assert g["all"] == words
+    assert "run" in g["pos:noun"] and "run" in g["pos:verb"] and g["pos:adv"] == ["quickly"]
+    assert "paris" in g["pos:noun"]  # index files list lemmas lower-cased, as the vocabulary reads them
+    assert "king" in g["bats:E10"] and "queen" in g["bats:E10"]  # male - female: king<TAB>queen
+    for w in words:
+        band = [k for k in g if k.startswith("zipf:") and w in g[k]]
+        z = zipf_frequency(w, "en")
+        assert band == [f"zipf:{min(int(z), 7)}-{min(int(z), 7) + 1}"], (w, z, band)
+    assert "zzzzq" in g["zipf:0-1"]
