@@ -89,8 +89,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         job = validate_job(cfg)
         for m in job.models:
             if not store.exists(store.join(job.out_dir, "embeddings", m, "manifest.json")):
+                from embcompare.variants import stored_hint
+
                 raise FileNotFoundError(f"model {m}: no embeddings in {store.join(job.out_dir, 'embeddings', m)}; "
-                                        f"run `python jobs/extract.py model={m} out_dir={job.out_dir}` first")
+                                        + stored_hint(m, store.list_folders(store.join(job.out_dir, "embeddings")),
+                                                    job.out_dir))
         load_sections(job.analogy.datasets)  # a malformed file fails here, naming file and line
         for d in job.wordsim.datasets:
             load_word_pairs(d)

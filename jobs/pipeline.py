@@ -97,9 +97,30 @@ def plan(argv: Sequence[str]) -> Plan:
     for stage in order:
         mine = [a for head, a in routed if ROUTES[head] is None or stage in ROUTES[head]]
         mine = [a for a in mine if not a.startswith("models=")]
-        models_arg = f"model=[{','.join(models)}]" if stage == "extract" else f"models=[{','.join(models)}]"
-        out.overrides[stage] = [models_arg, f"out_dir={out_dir}", *[a for a in mine if not a.startswith("out_dir=")]]
+        names = models_for(stage, models)
+        models_arg = f"model=[{','.join(names)}]" if stage == "extract" else f"models=[{','.join(names)}]"
+        variants = [f"extract.variants=[{','.join(m for m in models if m not in names)}]"] \
+            if stage == "extract" and names != models else []
+        out.overrides[stage] = [models_arg, f"out_dir={out_dir}", *variants,
+                                *[a for a in mine if not a.startswith("out_dir=")]]
     return out
+
+
+def models_for(stage: str, models: list[str]) -> list[str]:
+    """The names ``stage`` takes for ``models`` (model variants included, docs/definitions.md,
+    "Model variants"): extraction the models themselves (the variants go to extract.variants),
+    the contextual stage, which loads each model, the names without a post-processing transform."""
+    from embcompare.config import ConfigError
+    from embcompare.variants import bases, parse
+
+    try:
+        if stage == "extract":
+            return bases(models)
+        if stage == "contextual":
+            return [m for m in models if not parse(m).transform]
+    except ConfigError as e:
+        raise PipelineError(f"models: {e}") from None
+    return list(models)
 
 
 def compose(stage: str, overrides: list[str]):

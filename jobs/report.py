@@ -48,17 +48,9 @@ def check(cfg: Any) -> ReportConfig:
 
 def subfolders(folder: str) -> list[str]:
     """Names of the folders directly in ``folder`` (a prefix with objects, on an object store)."""
-    import pyarrow.fs as pafs
-
     from embcompare import store
 
-    fs, p = store.resolve(folder)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True, recursive=False))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
-                  and not i.base_name.startswith("."))
+    return store.list_folders(folder)
 
 
 def load_inputs(out_dir: str, models: list[str] | None):
