@@ -107,10 +107,11 @@ class EmbedWorker:
         self.stores: dict[str, Any] = {name: None}
         self.stores.update({f"{name}@{i}": i for i in getattr(self.embedder, "layers", [])})
 
-    def identity(self) -> tuple[dict[str, dict], int]:
-        """Per store, the identity of its vectors; and the dimension."""
+    def identity(self) -> tuple[dict[str, dict], int, int | None]:
+        """Per store, the identity of its vectors; the dimension; the number of hidden states
+        (None for a model without layers), which places a layer at its relative depth."""
         return ({s: (self.embedder.identity() if layer is None else self.embedder.identity(layer))
-                 for s, layer in self.stores.items()}, self.embedder.dim)
+                 for s, layer in self.stores.items()}, self.embedder.dim, getattr(self.embedder, "n_hidden", None))
 
     def embed(self, start: int, words: list[str], stores: list[str] | None = None):
         """{store: Embedded} for ``stores`` (None: every store), from one forward pass."""
@@ -211,7 +212,7 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
     actors = [make_actor() for _ in range(n_actors)]
     try:
         try:
-            identities, dim = ray.get(actors[0].identity.remote())
+            identities, dim, n_hidden = ray.get(actors[0].identity.remote())
         except ray.exceptions.RayError as e:
             raise SystemExit(f"model {key}: could not be loaded: {unwrap(e)}") from None
         shards = plan_shards(words, job.extract.shard_size)
@@ -226,8 +227,8 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
             for shard in pending_shards(dirs[s], shards, keys[s]):
                 pending.setdefault(shard.name, []).append(s)
         todo = [sh for sh in shards if sh.name in pending]
-        log.info("%s: %d of %d shards to embed into %d store(s) (%d workers x %g CPU, %g GPU)", key, len(todo),
-                 len(shards), len(identities), n_actors, cpus, gpus)
+        log.info("%s: %d of %d shards to embed%s (%d workers x %g CPU, %g GPU)", key, len(todo), len(shards),
+                 f" into {len(identities)} stores" if len(identities) > 1 else "", n_actors, cpus, gpus)
         embed_s = 0.0
         with tqdm(total=sum(len(s.words) for s in todo), desc=key, unit="word", mininterval=2.0) as bar:
             def write(shard, results, seconds):
@@ -270,6 +271,8 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
                      "shards_this_run": sum(1 for v in pending.values() if s in v),
                      "embed_seconds_this_run": round(embed_s, 3)},
         }
+        if n_hidden is not None:
+            manifest["hidden_states"] = n_hidden
         if s == key and len(identities) > 1:
             manifest["variants"] = [x for x in identities if x != key]  # the layer stores of the same pass
         store.write_json(store.join(dirs[s], "manifest.json"), manifest)

@@ -211,7 +211,7 @@ def test_the_job_stores_every_layer_of_one_pass_resumes_per_layer_and_shard_and_
     layers = ["smollm2_135m@0", "smollm2_135m@3", "smollm2_135m@7", "smollm2_135m@30"]
     assert sorted(p.name for p in emb.iterdir()) == sorted(
         ["smollm2_135m", *layers, "smollm2_135m+center", "smollm2_135m@7+abtt", "smollm2_135m@3+zscore"])
-    assert "3 of 3 shards to embed into 5 store(s)" in proc.stdout + proc.stderr  # one pass for all layers
+    assert "3 of 3 shards to embed into 5 stores" in proc.stdout + proc.stderr  # one pass for all layers
     base_words, base = _vectors(emb / "smollm2_135m")
     keys = set()
     for name in layers:
@@ -229,7 +229,7 @@ def test_the_job_stores_every_layer_of_one_pass_resumes_per_layer_and_shard_and_
     lost.unlink()
     (emb / "smollm2_135m@7" / "manifest.json").unlink()
     proc = run_job("extract.py", *args)
-    assert "1 of 3 shards to embed into 5 store(s)" in proc.stdout + proc.stderr
+    assert "1 of 3 shards to embed into 5 stores" in proc.stdout + proc.stderr
     assert lost.read_bytes() == want
     assert {p: p.stat().st_mtime_ns for p in before} == before  # the other layers' shards untouched
     assert (emb / "smollm2_135m@7" / "manifest.json").exists()
@@ -276,3 +276,34 @@ def test_a_layer_the_model_lacks_is_refused_before_any_shard(tmp_path):
                    "extract.evaluation_words=false", "ray.num_cpus=2", f"out_dir={tmp_path}", check=False)
     assert proc.returncode != 0 and "layer 31 is not one of its hidden states: 0..30" in proc.stderr + proc.stdout
     assert not list((tmp_path / "embeddings").glob("*/part-*"))
+
+
+# ---- the report's depth figure and post-processing table ----------------------------------------
+
+def test_the_report_plots_layers_by_depth_and_tables_post_processing():
+    import pandas as pd
+
+    from embcompare.report import ReportInputs, build_sections
+    from embcompare.report.sections import depth_table, postprocessing_table
+
+    ws, an, man = [], [], {}
+    for m, rho in [("smollm2_135m@0", 0.1), ("smollm2_135m@15", 0.5), ("smollm2_135m@30", 0.3),
+                   ("gemma3_270m@9", 0.6), ("smollm2_135m", 0.3), ("smollm2_135m+center", 0.35)]:
+        ws.append({"model": m, "dataset": "wordsim353", "spearman": rho, "n_pairs": 353, "n_oov": 0, "pearson": 0})
+        an += [{"model": m, "dataset": "bats", "category": c, "method": "3CosAdd", "n_correct": k, "n_answered": 10,
+                "n_questions": 10, "oov": 0, "accuracy": k / 10} for c, k in [("a", 1), ("b", 2)]]
+        man[m] = {"hidden_states": 19 if m.startswith("gemma") else 31, "counts": {}, "identity": {}}
+    inputs = ReportInputs(manifests=man, wordsim=pd.DataFrame(ws), analogy=pd.DataFrame(an),
+                          summaries={"smollm2_135m": {"mean": 0.91}, "smollm2_135m+center": {"mean": 0.002}})
+    depth = depth_table(inputs).set_index(["model", "layer"])
+    assert sorted(depth.index) == [("gemma3_270m", 9), ("smollm2_135m", 0), ("smollm2_135m", 15),
+                                   ("smollm2_135m", 30)]
+    assert depth.loc[("smollm2_135m", 15), "depth"] == 0.5 and depth.loc[("gemma3_270m", 9), "depth"] == 0.5
+    assert depth.loc[("smollm2_135m", 15), "WS-353 Spearman"] == 0.5
+    assert depth.loc[("smollm2_135m", 30), "bats 3CosAdd"] == pytest.approx(0.15)  # 3 of 20
+    post = postprocessing_table(inputs)
+    assert list(post["model"]) == ["smollm2_135m", "smollm2_135m+center"]
+    assert list(post["mean cosine"]) == [0.91, 0.002] and list(post["WS-353 Spearman"]) == [0.3, 0.35]
+    titles = [s.title for s in build_sections(inputs, [])]
+    assert titles[-1].startswith("Model variants")
+    assert not any(s.title.startswith("Model variants") for s in build_sections(ReportInputs(), []))

@@ -16,7 +16,8 @@ from typing import Any, Literal, Mapping, Sequence, get_args
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from .base import Embedded, ModelConfigError, ModelOptions, file_sha256, hub_commit, options, resolve_path
+from .base import (Embedded, ModelConfigError, ModelOptions, assembled_gguf, file_sha256, hub_commit, options,
+                   resolve_path)
 from .sentence import pick_device
 
 Pooling = Literal["mean", "first", "last", "cls"]  # cls: the sequence's first token (BERT's [CLS])
@@ -33,6 +34,9 @@ class TransformerOptions(ModelOptions):
     package: str | None = None
     pip: str | None = None
     gguf_file: str | None = None  # a GGUF file in the folder or repo; transformers de-quantises it
+    # The package ships the GGUF in chunks: its assemble() writes it into the package's cache
+    # folder once (sha256 checked), and the model loads from there; no path to type.
+    gguf_assemble: bool = False
     tokenizer: str | None = None  # another repo's tokenizer (OpenELM uses LLaMA 2's)
     tokenizer_revision: str | None = None
     trust_remote_code: bool = False
@@ -55,7 +59,9 @@ class TransformerOptions(ModelOptions):
 
     @model_validator(mode="after")
     def _source(self) -> "TransformerOptions":
-        if not (self.path or self.model_id):
+        if self.gguf_assemble and not self.package:
+            raise ValueError("gguf_assemble needs 'package', the one whose assemble() writes the GGUF file")
+        if not (self.path or self.model_id or self.gguf_assemble):
             raise ValueError("give 'path' (with 'package') or 'model_id'")
         return self
 
@@ -122,12 +128,18 @@ class TransformerEmbedder:
         self.dtype = DTYPES[dtype]
 
         folder = None
-        if cfg.path:
+        gguf = cfg.gguf_file
+        if cfg.gguf_assemble:
+            assembled = assembled_gguf(cfg)
+            if gguf and gguf != assembled.name:
+                raise ModelConfigError(f"model {self.name}: package {cfg.package} assembles {assembled.name}, "
+                                       f"not gguf_file {gguf}")
+            folder, gguf = assembled.parent, assembled.name
+        elif cfg.path:
             folder = resolve_path(cfg, "path")
         elif Path(cfg.model_id).is_dir():
             folder = Path(cfg.model_id)
         source = str(folder) if folder is not None else cfg.model_id
-        gguf = cfg.gguf_file
         remote = cfg.trust_remote_code or _config_says_remote_code(folder)
         common = {"revision": cfg.revision, "trust_remote_code": remote}
         if gguf:
@@ -177,7 +189,7 @@ class TransformerEmbedder:
         tok_hub = cfg.tokenizer is not None and not Path(cfg.tokenizer).is_dir()
         self._identity = {
             "model": self.name, "backend": "transformers", "model_id": cfg.model_id or
-            (f"{cfg.package}/{cfg.path}" if cfg.package else str(cfg.path)),
+            (f"{cfg.package}/{cfg.path}" if cfg.package and cfg.path else cfg.package or str(cfg.path)),
             "revision": cfg.revision, "gguf_file": gguf, "tokenizer": cfg.tokenizer,
             # A Hub model is named by the commit its revision resolved to, a local one by its
             # weights' sha256: either change changes the work key.
