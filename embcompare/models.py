@@ -60,6 +60,8 @@ def load_model_config(key: str, conf_dir: str | os.PathLike = DEFAULT_CONF_DIR) 
     if v.transform:
         raise ModelConfigError(f"{key}: a post-processed variant (+{v.transform}) is stored vectors, not a "
                                f"model to load; use {v.raw}")
+    if v.layer == "all":
+        raise ModelConfigError(f"{key}: stands for every stored layer of {v.base}, not one model to load")
     if v.layer is not None:
         cfg = load_model_config(v.base, conf_dir)
         if cfg["backend"] != "transformers":

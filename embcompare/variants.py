@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from .config import ConfigError
 
 TRANSFORMS = ("center", "abtt", "zscore")
+ALL = "all"  # name@all: every stored layer of the model (a selector, expanded by expand())
 _NAME = re.compile(r"(?P<base>[A-Za-z0-9_.\-]+?)(?:@(?P<layer>[^+@]*))?(?:\+(?P<transform>.*))?")
 _ABTT = re.compile(r"abtt(?P<d>\d+)?")
 
@@ -27,7 +28,7 @@ class VariantError(ConfigError):
 @dataclass(frozen=True)
 class Variant:
     base: str  # the model's key, conf/model/<base>.yaml
-    layer: int | None = None  # a hidden-state index (0: the embeddings output); None: the config's layer
+    layer: int | str | None = None  # a hidden-state index (0: the embeddings output), "all", or None: the config's
     transform: str | None = None  # "center", "abtt" or "zscore"
     abtt_d: int | None = None  # +abttD: the components removed; None: ceil(d/100)
 
@@ -54,9 +55,10 @@ def parse(name: str) -> Variant:
         raise VariantError(f"model name {name!r}: not of the form name[@layer][+transform] (e.g. "
                            f"smollm2_135m@12+abtt); a name holds letters, digits, '_', '.', '-'")
     layer = m.group("layer")
-    if layer is not None and not layer.isdigit():
+    if layer is not None and not layer.isdigit() and layer != ALL:
         raise VariantError(f"model name {name!r}: layer {layer!r} is not a hidden-state index (0, 1, ...: "
-                           f"0 is the embeddings output, the last is the model's number of layers)")
+                           f"0 is the embeddings output, the last is the model's number of layers) nor "
+                           f"'{ALL}' (every stored layer)")
     transform, d = m.group("transform"), None
     if transform is not None:
         a = _ABTT.fullmatch(transform)
@@ -67,7 +69,7 @@ def parse(name: str) -> Variant:
             transform, d = "abtt", int(a.group("d")) if a.group("d") else None
             if d == 0:
                 raise VariantError(f"model name {name!r}: +abtt0 removes no component; use +center")
-    return Variant(m.group("base"), int(layer) if layer is not None else None, transform, d)
+    return Variant(m.group("base"), int(layer) if layer is not None and layer != ALL else layer, transform, d)
 
 
 def bases(names: Iterable[str]) -> list[str]:
@@ -108,3 +110,21 @@ def _base_or_none(name: str) -> str | None:
         return parse(name).base
     except VariantError:
         return None
+
+
+def expand(names: Sequence[str], layers_stored: Callable[[str], list[str]]) -> list[str]:
+    """``names`` with each ``model@all`` (or ``model@all+transform``) replaced by one name per
+    stored layer of that model, in layer order; ``layers_stored(model)`` lists the layer
+    variants its extraction stored (its manifest's ``variants``)."""
+    out: list[str] = []
+    for n in names:
+        v = parse(n)
+        if v.layer != ALL:
+            out.append(n)
+            continue
+        layers = sorted((parse(x) for x in layers_stored(v.base)), key=lambda x: x.layer)
+        if not layers:
+            raise VariantError(f"{n}: no stored layer of model {v.base}; extract them first with "
+                               f"model.{v.base}.layers=all (or 'extract.variants=[{n}]')")
+        out += [Variant(v.base, x.layer, v.transform, v.abtt_d).name for x in layers]
+    return list(dict.fromkeys(out))

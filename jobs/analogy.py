@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 import common  # noqa: F401 - puts the repo on sys.path
-from common import log, start_ray, unwrap, worker_resources
+from common import expand_models, log, start_ray, unwrap, worker_resources
 
 QUESTION_COLUMNS = ("dataset", "category", "method", "a", "a_prime", "b", "answers", "predicted", "rank", "correct",
                     "oov")
@@ -87,7 +87,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     try:  # everything checked before Ray starts or a file is written
         job = validate_job(cfg)
-        for m in job.models:
+        models = expand_models(job.out_dir, job.models)  # model@all: every stored layer
+        for m in models:
             if not store.exists(store.join(job.out_dir, "embeddings", m, "manifest.json")):
                 from embcompare.variants import stored_hint
 
@@ -104,7 +105,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     _, cpus, gpus = worker_resources(cfg.workers)
     plain = job.model_dump()
     task = ray.remote(evaluate_model).options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD")
-    refs = [task.remote(m, store.join(job.out_dir, "embeddings", m), plain) for m in job.models]
+    refs = [task.remote(m, store.join(job.out_dir, "embeddings", m), plain) for m in models]
     results, wordsim, summary = [], [], {}
     for ref in refs:
         try:

@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from pydantic import AfterValidator, Field
 
 import common  # noqa: F401 - puts the repo on sys.path
-from common import load_vocab, log, start_ray, unwrap, worker_resources
+from common import expand_models, load_vocab, log, start_ray, unwrap, worker_resources
 from embcompare.config import RayConfig, Section, VocabConfig, WorkersConfig, validate, variant_names
 
 # Test hook: "marker=PATH,times=N[,start=ROW]" makes a worker die (os._exit, as a crashed or
@@ -67,10 +67,12 @@ def check_config(cfg: DictConfig) -> tuple[ExtractJobConfig, dict[str, dict[str,
                               f"extracted ({', '.join(models)}); add it: model=[{','.join([*models, v.base])}]")
         if v.layer is not None:
             m = models[v.base]
+            if v.layer == "all":
+                m["layers"] = "all"
             if m["backend"] != "transformers":
                 raise ConfigError(f"'extract.variants': {name}: model {v.base} ({m['backend']}) has no layers to "
                                   f"choose; only transformers models take @layer")
-            if m.get("layers") != "all":
+            elif m.get("layers") != "all":
                 m["layers"] = sorted({*(m.get("layers") or []), v.layer})
     return job, models
 
@@ -374,7 +376,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
             print(f"{k}: dim {m['dim']}, embedded {c['embedded']} of {c['words']} words, missing {c['missing']}, "
                   f"{m['time']['seconds_this_run']:.1f} s -> {where}")
             out[k] = {"dim": m["dim"], **c, "seconds": m["time"]["seconds_this_run"], "dir": where}
-    for name in job.extract.variants:
+    for name in expand_models(job.out_dir, job.extract.variants):
         if "+" in name:
             m = write_transformed(job.out_dir, name)
             print(f"{name}: {m['transform']['kind']} fitted on {m['transform']['n_fit']} vectors of "

@@ -109,7 +109,9 @@ def plan(argv: Sequence[str]) -> Plan:
 def models_for(stage: str, models: list[str]) -> list[str]:
     """The names ``stage`` takes for ``models`` (model variants included, docs/definitions.md,
     "Model variants"): extraction the models themselves (the variants go to extract.variants),
-    the contextual stage, which loads each model, the names without a post-processing transform."""
+    the contextual stage, which loads each model, the names without a post-processing transform;
+    ``model@all`` (every stored layer) goes to analogies, word-pair similarity and the report, not
+    to all-pairs similarity or the contextual stage."""
     from embcompare.config import ConfigError
     from embcompare.variants import bases, parse
 
@@ -117,7 +119,9 @@ def models_for(stage: str, models: list[str]) -> list[str]:
         if stage == "extract":
             return bases(models)
         if stage == "contextual":
-            return [m for m in models if not parse(m).transform]
+            return [m for m in models if not parse(m).transform and parse(m).layer != "all"]
+        if stage == "similarity":  # all pairs on the layers named one by one: model@all is for analogy
+            return [m for m in models if parse(m).layer != "all"]
     except ConfigError as e:
         raise PipelineError(f"models: {e}") from None
     return list(models)
@@ -186,8 +190,8 @@ def _inputs_digest(out_dir: str, models: list[str]) -> str:
     from embcompare import store
 
     keys = []
-    for m in models:
-        path = store.join(out_dir, "embeddings", m, "manifest.json")
+    for m in models:  # model@all: its model's manifest, which lists the layers stored with it
+        path = store.join(out_dir, "embeddings", m.split("@all")[0], "manifest.json")
         keys.append(store.read_json(path).get("key") if store.exists(path) else None)
     return hashlib.sha256(json.dumps(keys).encode()).hexdigest()
 

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from pydantic import Field
 
 import common  # noqa: F401 - puts the repo on sys.path
+from common import expand_models
 from embcompare.config import ConfigError, Section, validate
 
 log = logging.getLogger("embcompare")
@@ -118,7 +119,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     except ConfigError as e:
         raise SystemExit(f"error: {e}") from None
     t0 = time.time()
-    models = None if c.models is None else [str(m) for m in c.models]
+    try:
+        models = None if c.models is None else expand_models(c.out_dir, [str(m) for m in c.models])
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     inputs = load_inputs(c.out_dir, models)
     sections = build_sections(inputs, c.report.neighbor_words, c.report.neighbor_k)
     base = store.join(c.out_dir, "report")

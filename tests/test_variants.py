@@ -68,6 +68,22 @@ def test_stage_configs_check_names_before_work(tmp_path):
     assert not (tmp_path / "analogy").exists()
 
 
+def test_model_at_all_expands_to_every_stored_layer_and_reaches_only_the_stages_that_take_it():
+    from embcompare.variants import expand
+
+    stored = {"smollm2_135m": ["smollm2_135m@10", "smollm2_135m@2", "smollm2_135m@0"], "glove_6b_50d": []}
+    assert parse("smollm2_135m@all+abtt") == Variant("smollm2_135m", "all", "abtt")
+    assert expand(["glove_6b_50d", "smollm2_135m@all", "smollm2_135m@all+center"], stored.get) == [
+        "glove_6b_50d", "smollm2_135m@0", "smollm2_135m@2", "smollm2_135m@10",
+        "smollm2_135m@0+center", "smollm2_135m@2+center", "smollm2_135m@10+center"]
+    with pytest.raises(VariantError, match="no stored layer of model glove_6b_50d; extract them first"):
+        expand(["glove_6b_50d@all"], stored.get)
+    p = pipeline.plan(["models=[smollm2_135m,smollm2_135m@all]"])
+    assert "extract.variants=[smollm2_135m@all]" in p.overrides["extract"]
+    assert p.overrides["analogy"][0] == "models=[smollm2_135m,smollm2_135m@all]"
+    assert p.overrides["similarity"][0] == p.overrides["contextual"][0] == "models=[smollm2_135m]"
+
+
 def test_layers_resolve_to_hidden_state_indices():
     assert resolve_layers("all", 31, "m") == list(range(31))
     assert resolve_layers([-1, 12, 30, 0], 31, "m") == [0, 12, 30]
