@@ -67,12 +67,12 @@ def check_config(cfg: DictConfig) -> tuple[ExtractJobConfig, dict[str, dict[str,
                               f"extracted ({', '.join(models)}); add it: model=[{','.join([*models, v.base])}]")
         if v.layer is not None:
             m = models[v.base]
-            if v.layer == "all":
-                m["layers"] = "all"
             if m["backend"] != "transformers":
                 raise ConfigError(f"'extract.variants': {name}: model {v.base} ({m['backend']}) has no layers to "
                                   f"choose; only transformers models take @layer")
-            elif m.get("layers") != "all":
+            if v.layer == "all" or m.get("layers") == "all":
+                m["layers"] = "all"
+            else:
                 m["layers"] = sorted({*(m.get("layers") or []), v.layer})
     return job, models
 
