@@ -41,7 +41,11 @@ chromium:
 		echo "note: Chromium is missing ('sudo apt-get install -y chromium'); the report test needs it"; \
 	fi
 
-MODELS ?= glove_6b_50d,sbert_minilm,smollm2_135m
+# EXTRA_MODELS=gemma3_270m adds Gemma 3 270M (a second LLM family) to the default study; any model
+# variant too (EXTRA_MODELS=smollm2_135m@15,smollm2_135m+abtt; docs/definitions.md, "Model variants").
+EXTRA_MODELS ?=
+MODELS ?= glove_6b_50d,sbert_minilm,smollm2_135m$(if $(EXTRA_MODELS),$(comma)$(EXTRA_MODELS))
+comma := ,
 
 run: setup
 	$(PY) jobs/pipeline.py 'models=[$(MODELS)]' out_dir=$(OUT) $(ARGS)

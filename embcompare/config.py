@@ -35,9 +35,20 @@ def distinct(v: list, what: str = "") -> list:
     return v
 
 
-# The models a stage compares: names under <out_dir>/embeddings/, at least one, each once.
+def variant_names(v: list[str]) -> list[str]:
+    """``v`` unchanged when every entry follows the grammar name[@layer][+transform]
+    (embcompare.variants); ValueError naming the first that does not."""
+    from .variants import parse
+
+    for name in v:
+        parse(name)
+    return v
+
+
+# The models a stage compares: names under <out_dir>/embeddings/ (model variants included:
+# smollm2_135m@12+abtt), at least one, each once.
 ModelNames = Annotated[list[str], Field(min_length=1, description="names under <out_dir>/embeddings/"),
-                       AfterValidator(distinct)]
+                       AfterValidator(distinct), AfterValidator(variant_names)]
 
 
 class WorkersConfig(Section):

@@ -43,10 +43,31 @@ def model_configs(selected: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def load_model_config(key: str, conf_dir: str | os.PathLike = DEFAULT_CONF_DIR) -> dict[str, Any]:
     """The config of model ``key`` (conf/model/<key>.yaml) as a plain dict, ``name`` set to key.
+    A layer variant ``<key>@<i>`` is the same model read at hidden state i (a stage that loads
+    the model itself, as the contextual one does, follows the name).
 
-    Raises ModelConfigError listing the known models when there is no such file.
+    Raises ModelConfigError listing the known models when there is no such file, or when the
+    name asks for a post-processed variant (those exist only as stored vectors).
     """
     from omegaconf import OmegaConf
+
+    from .variants import VariantError, parse
+
+    try:
+        v = parse(key)
+    except VariantError as e:
+        raise ModelConfigError(str(e)) from None
+    if v.transform:
+        raise ModelConfigError(f"{key}: a post-processed variant (+{v.transform}) is stored vectors, not a "
+                               f"model to load; use {v.raw}")
+    if v.layer == "all":
+        raise ModelConfigError(f"{key}: stands for every stored layer of {v.base}, not one model to load")
+    if v.layer is not None:
+        cfg = load_model_config(v.base, conf_dir)
+        if cfg["backend"] != "transformers":
+            raise ModelConfigError(f"{key}: model {v.base} ({cfg['backend']}) has no layers to choose; only "
+                                   f"transformers models take @layer")
+        return {**cfg, "layer": v.layer, "layers": None}
 
     path = Path(conf_dir) / "model" / f"{key}.yaml"
     if not path.is_file():

@@ -95,6 +95,17 @@ def list_files(folder: str | os.PathLike, pattern: str = "*") -> list[str]:
     return [join(folder, n) for n in names]
 
 
+def list_folders(folder: str | os.PathLike) -> list[str]:
+    """Sorted names of the folders directly in ``folder`` (a prefix with objects, on an object
+    store), hidden ones left out; [] when there is no such folder."""
+    fs, p = resolve(folder)
+    try:
+        infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True, recursive=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory and not i.base_name.startswith("."))
+
+
 def remove(path: str | os.PathLike) -> None:
     """Delete a file; nothing when it is not there."""
     fs, p = resolve(path)

@@ -14,7 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 import common  # noqa: F401 - puts the repo on sys.path
-from common import log, start_ray, unwrap, worker_resources
+from common import expand_models, log, start_ray, unwrap, worker_resources
 
 QUESTION_COLUMNS = ("dataset", "category", "method", "a", "a_prime", "b", "answers", "predicted", "rank", "correct",
                     "oov")
@@ -87,10 +87,14 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     try:  # everything checked before Ray starts or a file is written
         job = validate_job(cfg)
-        for m in job.models:
+        models = expand_models(job.out_dir, job.models)  # model@all: every stored layer
+        for m in models:
             if not store.exists(store.join(job.out_dir, "embeddings", m, "manifest.json")):
+                from embcompare.variants import stored_hint
+
                 raise FileNotFoundError(f"model {m}: no embeddings in {store.join(job.out_dir, 'embeddings', m)}; "
-                                        f"run `python jobs/extract.py model={m} out_dir={job.out_dir}` first")
+                                        + stored_hint(m, store.list_folders(store.join(job.out_dir, "embeddings")),
+                                                    job.out_dir))
         load_sections(job.analogy.datasets)  # a malformed file fails here, naming file and line
         for d in job.wordsim.datasets:
             load_word_pairs(d)
@@ -98,12 +102,12 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     except (ConfigError, DatasetFormatError, FileNotFoundError, PermissionError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
     t_start = time.time()
-    read_keys = commit.embeddings_keys(job.out_dir, job.models)  # what this run reads, for its commit
+    read_keys = commit.embeddings_keys(job.out_dir, models)  # what this run reads, for its commit
     start_ray(cfg.ray)
     _, cpus, gpus = worker_resources(cfg.workers)
     plain = job.model_dump()
     task = ray.remote(evaluate_model).options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD")
-    refs = [task.remote(m, store.join(job.out_dir, "embeddings", m), plain) for m in job.models]
+    refs = [task.remote(m, store.join(job.out_dir, "embeddings", m), plain) for m in models]
     results, wordsim, summary, written = [], [], {}, []
     for ref in refs:
         try:

@@ -146,6 +146,19 @@ def placeable(nodes: Sequence[Mapping[str, float]], cpus: float, gpus: float) ->
     return total
 
 
+def expand_models(out_dir: str, names: Sequence[str]) -> list[str]:
+    """``names`` with each ``model@all`` replaced by every layer variant its extraction stored
+    (the ``variants`` its manifest lists); VariantError when there is none."""
+    from embcompare import store
+    from embcompare.variants import expand
+
+    def stored(base: str) -> list[str]:
+        path = store.join(out_dir, "embeddings", base, "manifest.json")
+        return list(store.read_json(path).get("variants", [])) if store.exists(path) else []
+
+    return expand(names, stored)
+
+
 def unwrap(err: Exception) -> str:
     """The message of the error a Ray worker raised, without Ray's wrapping."""
     cause = getattr(err, "cause", None)

@@ -16,15 +16,15 @@ import os
 import platform
 import sys
 import time
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
 
 import hydra
 from omegaconf import DictConfig
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 import common  # noqa: F401 - puts the repo on sys.path
-from common import load_vocab, log, start_ray, unwrap, worker_resources
-from embcompare.config import RayConfig, Section, VocabConfig, WorkersConfig, validate
+from common import expand_models, load_vocab, log, start_ray, unwrap, worker_resources
+from embcompare.config import RayConfig, Section, VocabConfig, WorkersConfig, validate, variant_names
 
 # Test hook: "marker=PATH,times=N[,start=ROW]" makes a worker die (os._exit, as a crashed or
 # OOM-killed process does) while embedding a shard (the one starting at ROW, or any), at most
@@ -37,6 +37,9 @@ class ExtractSection(Section):
     retries: int = Field(2, ge=0)  # new workers (and tries) for a shard whose worker died
     evaluation_words: bool = True  # also embed the words of BATS, Google, WordSim-353, SimLex-999
     bats_dir: str | None = None  # None: the vendored data/BATS_3.0
+    # Model variants to make too (docs/definitions.md, "Model variants"): a layer adds to its
+    # model's layers, a transform is fitted on the raw store and written as its own store.
+    variants: Annotated[list[str], AfterValidator(variant_names)] = []
 
 
 class ExtractJobConfig(Section):
@@ -52,8 +55,26 @@ def check_config(cfg: DictConfig) -> tuple[ExtractJobConfig, dict[str, dict[str,
     """The job's config and its models' configs, checked; ConfigError naming the key otherwise."""
     from embcompare.models import model_configs
 
+    from embcompare.config import ConfigError
+    from embcompare.variants import parse
+
     job = validate(cfg, ExtractJobConfig)
-    return job, model_configs(cfg.model)
+    models = model_configs(cfg.model)
+    for name in job.extract.variants:
+        v = parse(name)
+        if v.base not in models:
+            raise ConfigError(f"'extract.variants': {name} is a variant of {v.base}, which is not among the models "
+                              f"extracted ({', '.join(models)}); add it: model=[{','.join([*models, v.base])}]")
+        if v.layer is not None:
+            m = models[v.base]
+            if m["backend"] != "transformers":
+                raise ConfigError(f"'extract.variants': {name}: model {v.base} ({m['backend']}) has no layers to "
+                                  f"choose; only transformers models take @layer")
+            if v.layer == "all" or m.get("layers") == "all":
+                m["layers"] = "all"
+            else:
+                m["layers"] = sorted({*(m.get("layers") or []), v.layer})
+    return job, models
 
 
 def _die_if_asked(start: int) -> None:
@@ -82,15 +103,29 @@ class EmbedWorker:
         from embcompare.embedders import build_embedder
 
         self.embedder = build_embedder(model_cfg)
+        name = model_cfg["name"]
+        # The stores one pass fills: the model at its configured layer, then each listed layer
+        # as the variant <name>@<index> (docs/definitions.md, "Model variants").
+        self.stores: dict[str, Any] = {name: None}
+        self.stores.update({f"{name}@{i}": i for i in getattr(self.embedder, "layers", [])})
 
-    def identity(self) -> tuple[dict, int]:
-        return self.embedder.identity(), self.embedder.dim
+    def identity(self) -> tuple[dict[str, dict], int, int | None]:
+        """Per store, the identity of its vectors; the dimension; the number of hidden states
+        (None for a model without layers), which places a layer at its relative depth."""
+        return ({s: (self.embedder.identity() if layer is None else self.embedder.identity(layer))
+                 for s, layer in self.stores.items()}, self.embedder.dim, getattr(self.embedder, "n_hidden", None))
 
-    def embed(self, start: int, words: list[str]):
+    def embed(self, start: int, words: list[str], stores: list[str] | None = None):
+        """{store: Embedded} for ``stores`` (None: every store), from one forward pass."""
         _die_if_asked(start)
+        stores = list(self.stores) if stores is None else stores
         t0 = time.perf_counter()
-        result = self.embedder.embed(words)
-        return result, time.perf_counter() - t0
+        if stores == list(self.stores)[:1]:  # the configured layer alone: any backend
+            out = {stores[0]: self.embedder.embed(words)}
+        else:
+            layers = [self.embedder.layer if self.stores[s] is None else self.stores[s] for s in stores]
+            out = dict(zip(stores, self.embedder.embed_layers(words, layers)))
+        return out, time.perf_counter() - t0
 
 
 def versions() -> dict[str, str]:
@@ -111,8 +146,9 @@ class ExtractionFailed(RuntimeError):
 
 
 def run_shards(make_actor: Callable[[], Any], actors: list, todo: list, retries: int, model: str,
-               on_done: Callable[[Any, Any, float], None]) -> list:
-    """Embed ``todo`` on ``actors``, calling ``on_done(shard, result, seconds)`` as each finishes.
+               on_done: Callable[[Any, Any, float], None], stores: dict[str, list[str]] | None = None) -> list:
+    """Embed ``todo`` on ``actors``, calling ``on_done(shard, result, seconds)`` as each finishes;
+    ``stores`` (shard name -> store names) limits a shard to the stores that still lack it.
 
     A worker that dies (crash, OOM kill, lost node) is replaced and its shard queued again, at
     most ``retries`` times per shard; an error the embedder raised stops at once. Either way
@@ -127,7 +163,8 @@ def run_shards(make_actor: Callable[[], Any], actors: list, todo: list, retries:
     while queue or running:
         while queue and idle:
             shard, actor = queue.popleft(), idle.pop()
-            running[actor.embed.remote(shard.start, list(shard.words))] = (shard, actor)
+            ask = (stores or {}).get(shard.name)
+            running[actor.embed.remote(shard.start, list(shard.words), ask)] = (shard, actor)
         [ref], _ = ray.wait(list(running), num_returns=1)
         shard, actor = running.pop(ref)
         try:
@@ -154,7 +191,10 @@ def run_shards(make_actor: Callable[[], Any], actors: list, todo: list, retries:
 
 
 def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n_wordnet: int,
-                  job: ExtractJobConfig) -> dict[str, Any]:
+                  job: ExtractJobConfig) -> dict[str, dict[str, Any]]:
+    """Embed the vocabulary with one model into each of its stores (the configured layer, and each
+    of ``layers:`` as <name>@<index>), one forward pass per shard for all of them; resumes per
+    (store, shard). Returns each store's manifest."""
     import ray
     from tqdm import tqdm
 
@@ -162,7 +202,6 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
     from embcompare.extract import ShardError, check_result, pending_shards, plan_shards, verify_store, work_key
 
     key = model_cfg["name"]
-    model_dir = store.join(job.out_dir, "embeddings", key)
     n_actors, cpus, gpus = worker_resources(job.workers)
     # SPREAD: on a CPU-only cluster the workers (one per node) land on different nodes.
     Worker = ray.remote(EmbedWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0,
@@ -175,56 +214,127 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
     actors = [make_actor() for _ in range(n_actors)]
     try:
         try:
-            identity, dim = ray.get(actors[0].identity.remote())
+            identities, dim, n_hidden = ray.get(actors[0].identity.remote())
         except ray.exceptions.RayError as e:
             raise SystemExit(f"model {key}: could not be loaded: {unwrap(e)}") from None
-        key_hash = work_key(identity, vocab_sha, job.extract.shard_size)
         shards = plan_shards(words, job.extract.shard_size)
+        dirs = {s: store.join(job.out_dir, "embeddings", s) for s in identities}
+        keys = {s: work_key(ident, vocab_sha, job.extract.shard_size) for s, ident in identities.items()}
         # The manifest vouches for the shards: it goes before any shard is touched and comes back
         # only after every shard is verified, so an interrupted run never leaves a store that
         # later stages would read as finished.
-        store.remove(store.join(model_dir, "manifest.json"))
-        todo = pending_shards(model_dir, shards, key_hash)
-        log.info("%s: %d of %d shards to embed (%d workers x %g CPU, %g GPU)", key, len(todo), len(shards),
-                 n_actors, cpus, gpus)
+        pending: dict[str, list[str]] = {}  # shard name -> the stores that lack it
+        for s in identities:
+            store.remove(store.join(dirs[s], "manifest.json"))
+            for shard in pending_shards(dirs[s], shards, keys[s]):
+                pending.setdefault(shard.name, []).append(s)
+        todo = [sh for sh in shards if sh.name in pending]
+        log.info("%s: %d of %d shards to embed%s (%d workers x %g CPU, %g GPU)", key, len(todo), len(shards),
+                 f" into {len(identities)} stores" if len(identities) > 1 else "", n_actors, cpus, gpus)
         embed_s = 0.0
         with tqdm(total=sum(len(s.words) for s in todo), desc=key, unit="word", mininterval=2.0) as bar:
-            def write(shard, result, seconds):
+            def write(shard, results, seconds):
                 nonlocal embed_s
-                check_result(key, shard, result, dim)
-                table = store.embeddings_table(result.words, result.vectors, result.n_tokens)
-                store.write_shard(store.join(model_dir, shard.name), table, key_hash, result.missing)
+                for s, result in results.items():
+                    check_result(s, shard, result, dim)
+                for s, result in results.items():
+                    table = store.embeddings_table(result.words, result.vectors, result.n_tokens)
+                    store.write_shard(store.join(dirs[s], shard.name), table, keys[s], result.missing)
                 bar.update(len(shard.words))
                 embed_s += seconds
 
             try:
-                actors = run_shards(make_actor, actors, todo, job.extract.retries, key, write)
+                actors = run_shards(make_actor, actors, todo, job.extract.retries, key, write, pending)
             except (ExtractionFailed, ShardError, ValueError) as e:
-                raise SystemExit(f"error: {e}; finished shards are kept in {model_dir}") from None
+                raise SystemExit(f"error: {e}; finished shards are kept in {', '.join(dirs.values())}") from None
     finally:
         for a in actors:
             ray.kill(a)
-    try:
-        embedded, missing = verify_store(key, model_dir, shards, key_hash, dim)
-    except ShardError as e:
-        raise SystemExit(f"error: {e}") from None
-    elapsed = time.time() - started
-    if missing:
-        log.info("%s: %d words missing (the model lacks them or cannot represent them whole), e.g. %s", key,
-                 len(missing), [w[:40] for w in missing[:5]])
-    manifest = {
-        "model": key, "identity": identity, "dim": dim, "key": key_hash,
-        "vocab": {"source": "wordnet + evaluation data sets", "sha256": vocab_sha, "n_words": len(words),
-                  "n_wordnet": n_wordnet, "n_evaluation_extra": len(words) - n_wordnet,
-                  "filter": job.vocab.model_dump(exclude={"wordnet_dir"})},
-        "counts": {"words": len(words), "embedded": embedded, "missing": len(missing)},
-        "missing_words": missing, "shard_size": job.extract.shard_size,
-        "shards": [s.name for s in shards], "versions": versions(),
-        "time": {"finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                 "seconds_this_run": round(elapsed, 3), "shards_this_run": len(todo),
-                 "embed_seconds_this_run": round(embed_s, 3)},
-    }
-    store.write_json(store.join(model_dir, "manifest.json"), manifest)
+    manifests = {}
+    for s, ident in identities.items():
+        try:
+            embedded, missing = verify_store(s, dirs[s], shards, keys[s], dim)
+        except ShardError as e:
+            raise SystemExit(f"error: {e}") from None
+        elapsed = time.time() - started
+        if missing:
+            log.info("%s: %d words missing (the model lacks them or cannot represent them whole), e.g. %s", s,
+                     len(missing), [w[:40] for w in missing[:5]])
+        manifest = {
+            "model": s, "identity": ident, "dim": dim, "key": keys[s],
+            "vocab": {"source": "wordnet + evaluation data sets", "sha256": vocab_sha, "n_words": len(words),
+                      "n_wordnet": n_wordnet, "n_evaluation_extra": len(words) - n_wordnet,
+                      "filter": job.vocab.model_dump(exclude={"wordnet_dir"})},
+            "counts": {"words": len(words), "embedded": embedded, "missing": len(missing)},
+            "missing_words": missing, "shard_size": job.extract.shard_size,
+            "shards": [sh.name for sh in shards], "versions": versions(),
+            "time": {"finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                     "seconds_this_run": round(elapsed, 3),
+                     "shards_this_run": sum(1 for v in pending.values() if s in v),
+                     "embed_seconds_this_run": round(embed_s, 3)},
+        }
+        if n_hidden is not None:
+            manifest["hidden_states"] = n_hidden
+        if s == key and len(identities) > 1:
+            manifest["variants"] = [x for x in identities if x != key]  # the layer stores of the same pass
+        store.write_json(store.join(dirs[s], "manifest.json"), manifest)
+        manifests[s] = manifest
+    return manifests
+
+
+def write_transformed(out_dir: str, name: str) -> dict[str, Any]:
+    """Fit the transform variant ``name`` (e.g. smollm2_135m@12+abtt) on its raw store's vectors
+    and write it as a store of its own, shard by shard, with the fitted parameters beside it
+    (transform.npz: mean, and components or scale) so that new words can be mapped the same way.
+    Skipped when the store is already there for the same raw store and transform."""
+    import hashlib
+    import io
+    import json
+
+    import numpy as np
+
+    from embcompare import store, transforms
+    from embcompare.variants import parse
+
+    v = parse(name)
+    raw_dir, dst = store.join(out_dir, "embeddings", v.raw), store.join(out_dir, "embeddings", name)
+    if not store.exists(store.join(raw_dir, "manifest.json")):
+        raise SystemExit(f"error: {name}: no finished store {raw_dir} to fit the transform on")
+    raw = store.read_manifest(raw_dir)
+    D = transforms.abtt_components(raw["dim"], v.abtt_d) if v.transform == "abtt" else None
+    spec = {"kind": v.transform, "components_removed": D, "fitted_on": v.raw, "fitted_on_key": raw["key"]}
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
+    man_path = store.join(dst, "manifest.json")
+    if store.exists(man_path) and store.read_json(man_path).get("key") == key:
+        log.info("%s: already made from this store of %s; skipped", name, v.raw)
+        return store.read_json(man_path)
+    started = time.time()
+    store.remove(man_path)
+    store.clear_temporary(dst)
+    for p in store.list_files(dst, "part-*.parquet"):
+        store.remove(p)
+    _, X = store.read_embeddings(raw_dir)
+    params = transforms.fit(v.transform, X, D)
+    n_fit = int(np.any(X != 0, axis=1).sum())
+    del X
+    buf = io.BytesIO()
+    np.savez(buf, **params)
+    store.write_bytes(store.join(dst, "transform.npz"), buf.getvalue())
+    dim = raw["dim"]
+    for p in store.list_files(raw_dir, "part-*.parquet"):
+        _, missing = store.shard_info(p)
+        t = store.read_table(p)
+        vec = t.column("vector").combine_chunks()
+        X = vec.values.slice(vec.offset * dim, len(vec) * dim).to_numpy(zero_copy_only=False).reshape(-1, dim)
+        table = store.embeddings_table(t.column("word").to_pylist(), transforms.apply(v.transform, params, X),
+                                       t.column("n_tokens").to_numpy())
+        store.write_shard(store.join(dst, os.path.basename(p)), table, key, missing)
+    manifest = {**raw, "model": name, "key": key, "identity": {**raw["identity"], "transform": spec},
+                "transform": {**spec, "n_fit": n_fit, "parameters": "transform.npz"},
+                "time": {"finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                         "seconds_this_run": round(time.time() - started, 3)}}
+    manifest.pop("variants", None)
+    store.write_json(man_path, manifest)
     return manifest
 
 
@@ -262,15 +372,26 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     t0 = time.time()
     start_ray(job.ray)
     out, written, keys = {}, [], {}
-    for k, model_cfg in models.items():
-        m = extract_model(model_cfg, words, vocab_sha, n_wordnet, job)
-        c = m["counts"]
+
+    def done(k: str, m: dict[str, Any], *extra: str) -> None:
         where = store.join(job.out_dir, "embeddings", k)
-        written += [store.join(where, s) for s in m["shards"]] + [store.join(where, "manifest.json")]
+        written.extend([store.join(where, s) for s in m["shards"]] + [store.join(where, f) for f in
+                                                                       ("manifest.json", *extra)])
         keys[k] = m["key"]
-        print(f"{k}: dim {m['dim']}, embedded {c['embedded']} of {c['words']} words, missing {c['missing']}, "
-              f"{m['time']['seconds_this_run']:.1f} s -> {where}")
-        out[k] = {"dim": m["dim"], **c, "seconds": m["time"]["seconds_this_run"], "dir": where}
+        out[k] = {"dim": m["dim"], **m["counts"], "seconds": m["time"]["seconds_this_run"], "dir": where}
+
+    for model_cfg in models.values():
+        for k, m in extract_model(model_cfg, words, vocab_sha, n_wordnet, job).items():
+            c = m["counts"]
+            done(k, m)
+            print(f"{k}: dim {m['dim']}, embedded {c['embedded']} of {c['words']} words, missing {c['missing']}, "
+                  f"{m['time']['seconds_this_run']:.1f} s -> {out[k]['dir']}")
+    for name in expand_models(job.out_dir, job.extract.variants):
+        if "+" in name:
+            m = write_transformed(job.out_dir, name)
+            done(name, m, "transform.npz")
+            print(f"{name}: {m['transform']['kind']} fitted on {m['transform']['n_fit']} vectors of "
+                  f"{m['transform']['fitted_on']} -> {out[name]['dir']}")
     # The commit names the run's models: the report's current model list. Other models' stores
     # stay where they are (an expensive cache, keyed), but no longer count as current.
     commit.write(job.out_dir, "extract", written, config=cfg, inputs=keys,

@@ -97,9 +97,34 @@ def plan(argv: Sequence[str]) -> Plan:
     for stage in order:
         mine = [a for head, a in routed if ROUTES[head] is None or stage in ROUTES[head]]
         mine = [a for a in mine if not a.startswith("models=")]
-        models_arg = f"model=[{','.join(models)}]" if stage == "extract" else f"models=[{','.join(models)}]"
-        out.overrides[stage] = [models_arg, f"out_dir={out_dir}", *[a for a in mine if not a.startswith("out_dir=")]]
+        names = models_for(stage, models)
+        models_arg = f"model=[{','.join(names)}]" if stage == "extract" else f"models=[{','.join(names)}]"
+        variants = [f"extract.variants=[{','.join(m for m in models if m not in names)}]"] \
+            if stage == "extract" and names != models else []
+        out.overrides[stage] = [models_arg, f"out_dir={out_dir}", *variants,
+                                *[a for a in mine if not a.startswith("out_dir=")]]
     return out
+
+
+def models_for(stage: str, models: list[str]) -> list[str]:
+    """The names ``stage`` takes for ``models`` (model variants included, docs/definitions.md,
+    "Model variants"): extraction the models themselves (the variants go to extract.variants),
+    the contextual stage, which loads each model, the names without a post-processing transform;
+    ``model@all`` (every stored layer) goes to analogies, word-pair similarity and the report, not
+    to all-pairs similarity or the contextual stage."""
+    from embcompare.config import ConfigError
+    from embcompare.variants import bases, parse
+
+    try:
+        if stage == "extract":
+            return bases(models)
+        if stage == "contextual":
+            return [m for m in models if not parse(m).transform and parse(m).layer != "all"]
+        if stage == "similarity":  # all pairs on the layers named one by one: model@all is for analogy
+            return [m for m in models if parse(m).layer != "all"]
+    except ConfigError as e:
+        raise PipelineError(f"models: {e}") from None
+    return list(models)
 
 
 def compose(stage: str, overrides: list[str]):
@@ -151,6 +176,19 @@ def check(module: ModuleType, cfg: Any) -> None:
     checker = getattr(module, "check", None) or getattr(module, "check_config", None)
     if checker is not None:
         checker(cfg)
+
+
+def stage_models(p: Plan, stage: str) -> list[str]:
+    """The models ``stage`` reads, as its job names them in its commit (model@all expanded to the
+    layers extraction stored)."""
+    from common import expand_models
+    from embcompare.config import ConfigError
+
+    names = models_for(stage, p.models)
+    try:
+        return expand_models(p.out_dir, names)
+    except ConfigError:  # nothing stored yet: the stage runs, and says so itself
+        return names
 
 
 def check_across(cfgs: dict[str, Any]) -> None:
@@ -216,7 +254,7 @@ def run_pipeline(argv: Sequence[str]) -> dict[str, Any]:
     for stage in p.stages:
         digest = commit.config_digest(cfgs[stage])
         if stage not in ("extract", "report"):
-            why = skip_reason(p.out_dir, stage, digest, commit.embeddings_keys(p.out_dir, p.models))
+            why = skip_reason(p.out_dir, stage, digest, commit.embeddings_keys(p.out_dir, stage_models(p, stage)))
             if why is None:
                 log.info("%s: committed for this config and these embeddings, every file intact; skipped", stage)
                 headlines[stage] = (commit.read(p.out_dir, stage).get("extra") or {}).get("headline", {})

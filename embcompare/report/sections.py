@@ -354,15 +354,93 @@ def contextual_section(inputs: ReportInputs) -> Section:
     return s
 
 
+def _scores(inputs: ReportInputs) -> pd.DataFrame:
+    """Per model: WS-353 and SimLex-999 Spearman, BATS and Google 3CosAdd accuracy (NaN where
+    absent), from wordsim/results.parquet and analogy/results.parquet."""
+    out: dict[str, dict[str, float]] = {}
+    ws = inputs.wordsim
+    if ws is not None and not ws.empty:
+        for r in ws.itertuples(index=False):
+            name = {"wordsim353": "WS-353", "simlex999": "SimLex-999"}.get(r.dataset, r.dataset)
+            out.setdefault(r.model, {})[f"{name} Spearman"] = float(r.spearman)
+    an = inputs.analogy
+    if an is not None and not an.empty:
+        tot = an[an["method"] == "3CosAdd"].groupby(["model", "dataset"])[["n_correct", "n_answered"]].sum()
+        for (m, d), r in tot.iterrows():
+            out.setdefault(m, {})[f"{d} 3CosAdd"] = r["n_correct"] / r["n_answered"] if r["n_answered"] else np.nan
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+def depth_table(inputs: ReportInputs) -> pd.DataFrame:
+    """One row per stored layer variant (model@layer) with the model, the layer, its relative depth
+    (layer / last hidden-state index, from the manifest's hidden_states) and its scores."""
+    from ..variants import VariantError, parse
+
+    scores = _scores(inputs)
+    rows = []
+    for m in scores.index:
+        try:
+            v = parse(m)
+        except VariantError:
+            continue
+        n = (inputs.manifests.get(m) or {}).get("hidden_states")
+        if v.layer is None or v.transform or not n:
+            continue
+        rows.append({"model": v.base, "layer": v.layer, "depth": v.layer / (n - 1), **scores.loc[m].to_dict()})
+    return pd.DataFrame(rows)
+
+
+def postprocessing_table(inputs: ReportInputs) -> pd.DataFrame:
+    """For each variant stored with a post-processed sibling (+center, +abtt, +zscore): raw and
+    each transform, with the mean all-pairs cosine (summary.json) and the scores."""
+    from ..variants import VariantError, parse
+
+    scores = _scores(inputs)
+    names = list(dict.fromkeys([*inputs.manifests, *scores.index]))
+    parsed = {}
+    for m in names:
+        try:
+            parsed[m] = parse(m)
+        except VariantError:
+            continue
+    raws = list(dict.fromkeys(v.raw for v in parsed.values() if v.transform))
+    rows = []
+    for raw in raws:
+        for m in [raw] + [n for n, v in parsed.items() if v.transform and v.raw == raw]:
+            rows.append({"model": m, "mean cosine": (inputs.summaries.get(m) or {}).get("mean", np.nan),
+                         **(scores.loc[m].to_dict() if m in scores.index else {})})
+    return pd.DataFrame(rows)
+
+
+def variants_section(inputs: ReportInputs) -> Section:
+    s = Section("Model variants: layers and post-processing")
+    depth = depth_table(inputs)
+    if not depth.empty:
+        s.items.append(Item("depth", "Analogy accuracy (3CosAdd) and WS-353 / SimLex-999 Spearman against relative "
+                                     "layer depth, one line per LLM (each point a stored layer variant model@layer; "
+                                     "wordsim/results.parquet, analogy/results.parquet).",
+                            figure=F.depth_curves(depth)))
+    post = postprocessing_table(inputs)
+    if not post.empty:
+        s.items.append(Item("postprocessing", "Each model raw and post-processed (+center, +abtt, +zscore; "
+                                              "docs/definitions.md, Model variants): mean cosine of all pairs "
+                                              "(summary.json; n/a without the similarity stage), WS-353 and "
+                                              "SimLex-999 Spearman, 3CosAdd accuracy.",
+                            table=html_table(post, {c: ".3f" for c in post.columns if c != "model"})))
+    return s
+
+
 def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)
 
 
 def build_sections(inputs: ReportInputs, neighbor_words: Sequence[str], neighbor_k: int = 5) -> list[Section]:
     """Every section of the report, in reading order."""
+    variants = variants_section(inputs)  # only when the study has layer or post-processed variants
     out = [models_section(inputs), similarity_section(inputs), groups_section(inputs),
            correlations_section(inputs), agreement_section(inputs), analogy_section(inputs), wordsim_section(inputs),
-           neighbors_section(inputs, neighbor_words, neighbor_k), contextual_section(inputs)]
+           neighbors_section(inputs, neighbor_words, neighbor_k), contextual_section(inputs)] \
+        + ([variants] if variants.items else [])
     if inputs.earlier or inputs.damaged:
         out.append(left_out_section(inputs))
     return out

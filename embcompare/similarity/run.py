@@ -314,8 +314,10 @@ def load_models(out_dir: str, models: Sequence[str], vocab: Sequence[str]) -> In
     for m in models:
         d = store.join(out_dir, "embeddings", m)
         if not store.exists(store.join(d, "manifest.json")):
-            raise InputError(f"model {m}: no embeddings in {d}; run `python jobs/extract.py model={m} "
-                             f"out_dir={out_dir}` first")
+            from ..variants import stored_hint
+
+            raise InputError(f"model {m}: no embeddings in {d}; "
+                             + stored_hint(m, store.list_folders(store.join(out_dir, "embeddings")), out_dir))
         manifest = store.read_manifest(d)
         parts = sorted(p.rsplit("/", 1)[-1] for p in store.list_files(d, "part-*.parquet"))
         if "shards" in manifest and parts != sorted(manifest["shards"]):
