@@ -179,6 +179,24 @@ def test_permutation_null_of_independent_gaussians_centres_on_zero_when_debiased
     assert again == null  # the fixed seed fixes the sample and the permutations
 
 
+def test_permutation_null_equals_the_streamed_cka_of_each_permutation(spaces):
+    """The null's Gram-form shortcut against the streamed sums of (X, Y[p]) for the very same
+    sample rows and permutations (the seed's sequence replayed)."""
+    _, A, B = spaces
+    got = permutation_null(A, B, sample=600, permutations=4, seed=11)
+    rng = np.random.default_rng(11)
+    rows = np.sort(rng.choice(len(A), size=600, replace=False))
+    ref = {"cka": [], "cka_debiased": []}
+    for _ in range(4):
+        p = rng.permutation(600)
+        st = stream([[A[rows], B[rows][p]]], [A.shape[1], B.shape[1]])
+        for k, v in cka_from_stats(st, 0, 1).items():
+            ref[k].append(v)
+    for k in ref:
+        assert got[k][0] == pytest.approx(np.mean(ref[k]), abs=1e-10)
+        assert got[k][1] == pytest.approx(np.std(ref[k], ddof=1), abs=1e-10)
+
+
 def test_anisotropy_spectrum_equals_its_definitions_on_the_full_matrix(spaces):
     _, A, B = spaces
     A = A[:2000].astype(np.float64)

@@ -23,7 +23,8 @@ class WordGroupsConfig(Section):
 
 
 class PermutationConfig(Section):
-    sample: int = Field(2000, ge=4, description="rows of the fixed-seed sample the permutations run on")
+    sample: int = Field(2000, ge=4, le=10000, description="rows of the fixed-seed sample the permutations run on "
+                                                          "(two sample x sample float64 Gram matrices per pair)")
     count: int = Field(20, ge=0, le=10000, description="permutations; 0: no permutation null")
     seed: int = Field(0, ge=0)
 
