@@ -31,7 +31,7 @@ from embcompare.contextual.settings import ContextualConfig, ContextualSection
 
 log = logging.getLogger("embcompare")
 
-PART_VERSION = "contextual-parts-1"  # bump when the measures' code changes what a part holds
+PART_VERSION = "contextual-parts-2"  # bump when the measures' code changes what a part holds
 _STATS = b"embcompare.stats"
 
 
@@ -44,7 +44,7 @@ def check(cfg: Any) -> ContextualConfig:
 class ContextualWorker:
     """Holds one model; embeds the sentences of one task at a time. A Ray actor."""
 
-    def __init__(self, model_cfg: dict, layers: list, batch_size: int, threads: int):
+    def __init__(self, model_cfg: dict, layers: list, batch_size: int, threads: int, e_w: str = "in_text"):
         import torch
 
         torch.set_num_threads(max(1, threads))
@@ -54,13 +54,13 @@ class ContextualWorker:
 
         self.name = model_cfg["name"]
         self.embedder = build_embedder(model_cfg)
-        self.encoder = context_encoder(self.embedder, layers, batch_size)
+        self.encoder = context_encoder(self.embedder, layers, batch_size, e_w)
         self.cache = SentenceCache()
         self.decontext: dict[str, dict] = {}
         self.asked: set[str] = set()
 
     def describe(self) -> dict:
-        return {"identity": self.embedder.identity(), "kind": self.encoder.kind,
+        return {"identity": self.embedder.identity(), "kind": self.encoder.kind, "e_w": self.encoder.e_w,
                 "token_layers": list(self.encoder.layers), "sentence_layer": self.encoder.sentence_layer}
 
     def run_task(self, task: str, records: list) -> tuple[str, list[dict], dict]:
@@ -75,14 +75,17 @@ class ContextualWorker:
         tv = measure_task(self.name, self.encoder, records, self.decontext, self.cache)
         stats = {"records": tv.n_records, "sentences": tv.n_sentences, "embed_seconds": round(tv.seconds, 4),
                  "seconds": round(time.perf_counter() - t0, 4), "not_located": tv.not_located,
-                 "missing_anchors": tv.missing, **self.describe()}
+                 "lemma_fallback": tv.lemma_fallback, "missing_anchors": tv.missing, **self.describe()}
         return task, tv.rows, stats
 
 
 # -- tasks ------------------------------------------------------------------------------------
 def generator_settings(c: ContextualSection) -> dict[str, Any]:
+    from embcompare.contextual.rules import generator_version
+
+    # The generator's code is part of its settings: an edited rule makes new sentences.
     s = {"generator": c.generator, "anchors": c.anchors, "seed": c.seed, "max_variants": c.max_variants,
-         "wordnet_dir": c.wordnet_dir, "tasks": list(c.tasks)}
+         "wordnet_dir": c.wordnet_dir, "tasks": list(c.tasks), "version": generator_version(c.generator)}
     if c.generator == "llm":
         # what changes the replies; not how they are fetched (concurrency, retries, cache)
         s["llm"] = c.llm.model_dump(include={"backend", "model", "base_url", "path", "gguf_file", "temperature",
@@ -151,7 +154,7 @@ def part_key(model_cfg: dict, tasks_sha: str, task: str, c: ContextualSection) -
     # Everything that changes a part's values: the model's config (its files, layer, pooling,
     # template, dtype), the sentences, the task, the layers, this code's version.
     return digest({"model": model_cfg, "tasks_sha256": tasks_sha, "task": task,
-                   "layers": [str(x) for x in c.layer], "version": PART_VERSION})
+                   "layers": [str(x) for x in c.layer], "e_w": c.e_w, "version": PART_VERSION})
 
 
 def known_identity(out_dir: str, model: str) -> dict | None:
@@ -190,7 +193,7 @@ def anchor_schema():
 
     return pa.schema([("model", pa.string()), ("task", pa.string()), ("anchor", pa.string()), ("pos", pa.string()),
                       ("sense", pa.string()), ("level", pa.string()), ("layer", pa.string()),
-                      ("measure", pa.string()), ("value", pa.float64())])
+                      ("measure", pa.string()), ("e_w", pa.string()), ("value", pa.float64())])
 
 
 def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha: str) -> dict[str, dict]:
@@ -226,7 +229,7 @@ def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha:
     layers = [x for x in c.layer]
     actors, pending = {}, {}
     for m, tasks in todo.items():
-        actors[m] = Worker.remote(model_cfgs[m], layers, c.batch_size, int(cpus))
+        actors[m] = Worker.remote(model_cfgs[m], layers, c.batch_size, int(cpus), c.e_w)
         # small tasks first: finished parts come early, so a stopped run has kept the most
         for t in sorted(tasks, key=lambda t: sum(1 + len(r.variants) for r in by_task[t])):
             pending[actors[m].run_task.remote(t, by_task[t])] = (m, t)
@@ -285,15 +288,16 @@ def collect(cfg: ContextualConfig, model_cfgs: dict, by_task: dict) -> dict[str,
         totals[m] = {"sentences": sent, "embed_seconds": round(secs, 2),
                      "sentences_per_s": round(sent / secs, 1) if secs else None,
                      "not_located": sum(s["not_located"] for s in stats.values()),
+                     "lemma_fallback": sum(s.get("lemma_fallback", 0) for s in stats.values()),
                      "missing_anchors": len({a for s in stats.values() for a in s["missing_anchors"]})}
         note = {"static": STATIC_NOTE}.get(desc["kind"], "")
-        rows = summarize(df, {(m, "AICV"): note, (m, "ACD"): note})
+        rows = summarize(df, {(m, meas): note for meas in ("AICV", "AICV_ov", "ACD")})
         for r in rows:
             r["n_missing"] = int(stats[r["task"]]["records"]) - r["n"]
         if desc["kind"] == "sentence_only":  # say so, rather than leave the rows out
-            rows += [{"model": m, "task": t, "level": "token", "layer": "", "measure": meas, "n": 0,
+            rows += [{"model": m, "task": t, "level": "token", "layer": "", "measure": meas, "e_w": "", "n": 0,
                       "mean": float("nan"), "std": float("nan"), "n_missing": int(stats[t]["records"]),
-                      "note": SENTENCE_ONLY_NOTE} for t in c.tasks for meas in ("AICV", "ACD")]
+                      "note": SENTENCE_ONLY_NOTE} for t in c.tasks for meas in ("AICV", "AICV_ov", "ACD")]
         results += rows
         layer_of[(m, "sentence")] = desc["sentence_layer"]
         if desc["kind"] == "static":

@@ -112,3 +112,12 @@ def test_summarize_mean_std_by_hand():
     assert out["AICV"]["std"] == pytest.approx(math.sqrt(7 / 3))
     assert out["AICV"]["note"] == "note" and out["ACD"]["note"] == ""
     assert out["ACD"]["std"] == 0.0 and out["ACD"]["level"] == "token" and out["ACD"]["layer"] == "-1"
+
+
+def test_aicv_ov_uses_original_variant_pairs_only():
+    from embcompare.contextual.measures import aicv, aicv_ov
+
+    E = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 2.0]])  # original, two variants equal in direction
+    assert aicv_ov(E[0], E[1:]) == pytest.approx(1.0)  # cos(o, v) = 0 for both
+    assert aicv(E) == pytest.approx(1 - (0 + 0 + 1) / 3)  # the variant-variant pair counts too
+    assert aicv_ov(np.zeros(2), E[1:]) is None

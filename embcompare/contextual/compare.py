@@ -14,9 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-# (model, task, anchor, pos, sense, level, layer, measure, value): one per-anchor value
-ANCHOR_COLUMNS = ("model", "task", "anchor", "pos", "sense", "level", "layer", "measure", "value")
-RESULT_COLUMNS = ("model", "task", "level", "layer", "measure", "n", "mean", "std", "n_missing", "note")
+# (model, task, anchor, pos, sense, level, layer, measure, e_w, value): one per-anchor value;
+# e_w names the decontextualised form an ACD value used ('in_text', 'bare', 'lemma'), else ''
+ANCHOR_COLUMNS = ("model", "task", "anchor", "pos", "sense", "level", "layer", "measure", "e_w", "value")
+RESULT_COLUMNS = ("model", "task", "level", "layer", "measure", "e_w", "n", "mean", "std", "n_missing", "note")
 COMPARISON_COLUMNS = ("task", "measure", "level", "model_a", "model_b", "layer_a", "layer_b", "n", "n_nonzero",
                       "statistic", "p_value", "p_holm", "effect_size", "mean_a", "mean_b")
 
@@ -70,11 +71,13 @@ def summarize(anchors, notes: dict | None = None) -> "list[dict]":
     task, level, layer and measure the number of anchors with a value, their mean and standard
     deviation (ddof = 1; 0 for a single anchor). ``notes`` maps (model, measure) to a note."""
     notes = notes or {}
+    if "e_w" not in anchors.columns:  # values without an ACD form column: none to name
+        anchors = anchors.assign(e_w="")
     rows = []
-    for (model, task, level, layer, measure), g in anchors.groupby(
-            ["model", "task", "level", "layer", "measure"], sort=True):
+    for (model, task, level, layer, measure, e_w), g in anchors.groupby(
+            ["model", "task", "level", "layer", "measure", "e_w"], sort=True):
         v = g["value"].to_numpy(dtype=np.float64)
-        rows.append({"model": model, "task": task, "level": level, "layer": layer, "measure": measure,
+        rows.append({"model": model, "task": task, "level": level, "layer": layer, "measure": measure, "e_w": e_w,
                      "n": int(len(v)), "mean": float(v.mean()) if len(v) else float("nan"),
                      "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n_missing": 0,
                      "note": notes.get((model, measure), "")})

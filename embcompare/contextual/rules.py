@@ -31,6 +31,24 @@ _LEMMINFLECT_UPOS = {"n": "NOUN", "v": "VERB", "a": "ADJ", "r": "ADV"}
 MAX_ORIGINALS = 4  # own-sense sentences tried per anchor for the non-polysemy tasks
 
 
+_GENERATOR_MODULES = {"rules": ("rules", "rules_edit", "rules_lexical", "rules_syntax", "tasks"),
+                      "llm": ("rules", "rules_edit", "rules_lexical", "rules_syntax", "tasks", "llm")}
+
+
+def generator_version(generator: str = "rules") -> str:
+    """sha256 of the generator's code (its modules' source; the LLM generator rewrites the rule
+    generator's originals, so it holds both) and of the parser it names: part of the tasks'
+    reuse key, so an edited rule never reuses sentences an older rule made."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256(SPACY_MODEL.encode())
+    here = Path(__file__).parent
+    for name in _GENERATOR_MODULES[generator]:
+        h.update(name.encode() + b"\0" + (here / f"{name}.py").read_bytes())
+    return h.hexdigest()
+
+
 def load_spacy():
     """The parser generator A uses (named-entity recogniser left out: no rule needs it)."""
     import spacy

@@ -23,6 +23,9 @@ class ContextualSection(Section):
     tasks: list[Literal[TASKS]] = list(TASKS)  # type: ignore[valid-type]
     layer: list[LayerSpec] = [-1, "input_table"]
     compare_layer: LayerSpec = -1
+    # e_w of transformers: the word as in running text (leading space / word-start marker) or
+    # alone; either way the mean over its own tokens (embcompare.contextual.embed)
+    e_w: Literal["in_text", "bare"] = "in_text"
     batch_size: int = Field(64, ge=1)
     # generator B: which model writes the variants (embcompare.contextual.llm); by default the
     # packaged SmolLM2 GGUF, so that generator=llm runs offline (its output is poor)
