@@ -281,3 +281,13 @@ def test_seeded_and_deterministic(nlp, wordnet, generated):
     again = generate_rules(seed=0, nlp=nlp, wordnet=wordnet, anchors=anchors)[0]
     first = [r for r in generated[0] if (r.anchor, r.pos) in set(anchors)]
     assert again == first
+
+
+def test_find_anchor_needs_an_inflection_and_the_records_part_of_speech(nlp):
+    from embcompare.contextual.rules import OTHER_POS, find_anchor, forms_of
+
+    doc = nlp("They fire the workers every spring.")
+    assert find_anchor(doc, "fire", "n", forms_of("fire", "n")) == OTHER_POS  # a verb here, not the noun
+    assert find_anchor(doc, "fire", "v", forms_of("fire", "v")) == 1
+    doc = nlp("The artist sketched a horse.")
+    assert find_anchor(doc, "art", "n", forms_of("art", "n")) == "anchor not found by the parser"

@@ -34,9 +34,26 @@ def test_inflected_surface_matches(surface, lemma):
     assert surface_matches(surface, lemma)
 
 
-@pytest.mark.parametrize("surface, lemma", [("cat", "dog"), ("car", "cat"), ("ban", "bank"), ("bang", "bank")])
+@pytest.mark.parametrize("surface, lemma", [
+    ("cat", "dog"), ("car", "cat"), ("ban", "bank"), ("bang", "bank"),
+    # a prefix is not a form: the old check took each of these for the anchor
+    ("artist", "art"), ("us", "use"), ("tree", "try"), ("firm", "fire"), ("Artists", "art"), ("useful", "use"),
+    ("banker", "bank"), ("trying", "tree")])
 def test_other_word_does_not_match(surface, lemma):
     assert not surface_matches(surface, lemma)
+
+
+def test_unknown_word_matches_its_regular_forms_only():
+    assert surface_matches("glorps", "glorp") and surface_matches("Glorped", "glorp")
+    assert not surface_matches("glorpish", "glorp")
+
+
+def test_read_tasks_refuses_a_prefix_span(tmp_path):
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(_line(anchor="art", original={"text": "the artist painted", "span": [4, 10]}) + "\n")
+    with pytest.raises(TaskFormatError) as e:
+        read_tasks(str(path))
+    assert "line 1" in str(e.value) and "'artist'" in str(e.value) and "'art'" in str(e.value)
 
 
 def _line(**change):

