@@ -125,6 +125,9 @@ def load_or_generate_tasks(out_dir: str, c: ContextualSection) -> tuple[list, st
                                          max_variants=c.max_variants, tasks=tuple(c.tasks))
     else:
         records, report = _generate_llm(c)
+    from embcompare.contextual.acceptance import acceptance
+
+    report["acceptance"] = acceptance(records)  # what a reader would count, counted for every record
     write_tasks(path, records)
     sha = hashlib.sha256(store.read_bytes(path)).hexdigest()
     store.write_json(side, {"key": key, "settings": settings, "sha256": sha, "records": len(records),

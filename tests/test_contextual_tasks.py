@@ -84,3 +84,25 @@ def test_malformed_record_names_file_and_line(tmp_path, bad, words):
     assert str(path) in msg
     for w in words:
         assert w in msg
+
+
+def test_acceptance_counts():
+    from embcompare.contextual.acceptance import acceptance, is_exclamative, is_question, negators, rare_new_words
+
+    assert negators("he didn't go and never will") == 2 and negators("they did not feel no loyalty") == 2
+    assert negators("he seldom came") == 1 and negators("the note was read") == 0
+    assert is_exclamative("What a long night it was!") and is_exclamative("how quickly he ran!")
+    assert not is_exclamative("wow, it was long!") and not is_exclamative("What a night it was")
+    assert is_question("Is he a good doctor?") and not is_question("'s he a good doctor?")
+    assert rare_new_words("the pupils learned", "the educatees learned") == ["educatees"]
+    assert rare_new_words("the pupils learned", "the students learned") == []
+    recs = [TaskRecord("night", "n", "1-n", "exclamation", Sentence("it was a long night", (14, 19)),
+                       (Sentence("what a long night it was!", (12, 17)), Sentence("it was a long night!", (14, 19))),
+                       "rules"),
+            TaskRecord("go", "v", "1-v", "negation", Sentence("he went home", (3, 7)),
+                       (Sentence("he did not go home", (11, 13)), Sentence("he didn't not go home", (14, 16))), "rules")]
+    acc = acceptance(recs)
+    assert acc["exclamation_real_exclamative"] == {"n": 1, "count": 1, "share": 1.0}
+    assert acc["exclamation_bare_mark_variants"]["count"] == 1
+    assert acc["negation_one_negator"] == {"n": 2, "count": 1, "share": 0.5}
+    assert acc["spans_not_a_form"]["count"] == 0 and acc["synonym_rare_word"]["n"] == 0

@@ -162,9 +162,9 @@ def find_anchor(doc, lemma: str, pos: str, forms: set[str]) -> int | str:
 
 
 def _task_variants(task: str, doc, a: int, forms: set[str], lex: Lexicon, rng: random.Random,
-                   max_variants: int) -> list[tuple[list[Piece], str]]:
+                   max_variants: int, rejects: Counter | None = None) -> list[tuple[list[Piece], str]]:
     if task in ("synonym", "antonym"):
-        return [(p, f"{task}/wordnet") for p in swap_variants(doc, a, forms, lex, task, max_variants)]
+        return [(p, f"{task}/wordnet") for p in swap_variants(doc, a, forms, lex, task, max_variants, rejects)]
     if task == "negation":
         out = [syn.negate(doc)]
         try:
@@ -181,15 +181,16 @@ def _task_variants(task: str, doc, a: int, forms: set[str], lex: Lexicon, rng: r
     if task == "jumbling":
         return [(p, "jumbling/shuffle") for p in syn.jumbles(doc, a, rng, max_variants)]
     if task == "paraphrase":
-        return paraphrases(doc, a, forms, lex, max_variants)
+        return paraphrases(doc, a, forms, lex, max_variants, rejects)
     raise ValueError(f"unknown task {task!r}")
 
 
-def paraphrases(doc, a: int, forms: set[str], lex: Lexicon, max_variants: int) -> list[tuple[list[Piece], str]]:
-    """Rule-based paraphrase: every swappable content word (at least two, never the anchor)
+def paraphrases(doc, a: int, forms: set[str], lex: Lexicon, max_variants: int,
+                rejects: Counter | None = None) -> list[tuple[list[Piece], str]]:
+    """Rule-based paraphrase: every swappable content word (at least one, never the anchor)
     replaced by a WordNet synonym, plus one structural change: passive, else fronting of a
     final adverbial, else an adjective turned into a relative clause."""
-    subs_list = synonym_sets(doc, a, forms, lex, max_variants)
+    subs_list = synonym_sets(doc, a, forms, lex, max_variants, rejects)
     out = []
     reasons = []
     for structure in (syn.passive, syn.front_adverbial, syn.adjective_to_relative):
@@ -266,6 +267,7 @@ def generate_rules(n_anchors: int = 1200, seed: int = 0, wordnet_dir: str | None
 
     records: list[TaskRecord] = []
     skips: dict[str, Counter] = defaultdict(Counter)
+    candidates: dict[str, Counter] = defaultdict(Counter)  # swap candidates left out, by reason
     not_found: Counter = Counter()
     for lemma, pos in chosen:
         own, others = plan[(lemma, pos)]
@@ -290,14 +292,18 @@ def generate_rules(n_anchors: int = 1200, seed: int = 0, wordnet_dir: str | None
             for sid, doc, a in parsed:
                 rng = random.Random(f"{seed}:{lemma}:{doc.text}")
                 try:
-                    made = _task_variants(task, doc, a, forms, lex, rng, max_variants)
+                    made = _task_variants(task, doc, a, forms, lex, rng, max_variants, candidates[task])
                 except Skip as e:
                     skips[task][str(e)] += 1
                     continue
                 original = _original(doc, a)
                 variants, rules = [], []
                 for pieces, rule in made[:max_variants]:
-                    v = render(doc, pieces, a)
+                    try:
+                        v = render(doc, pieces, a)
+                    except ValueError:  # a parse the rule misread placed a word twice
+                        skips[task]["rule placed a word twice (misparsed sentence)"] += 1
+                        continue
                     if v.text == original.text or v in variants:
                         continue
                     if check_sentence(v, lemma):
@@ -314,6 +320,7 @@ def generate_rules(n_anchors: int = 1200, seed: int = 0, wordnet_dir: str | None
                 break
     report = _report(chosen, eligible, records, skips, not_found, len(texts), t_parse,
                      time.perf_counter() - t0, tasks)
+    report["swap_candidates_left_out"] = {t: dict(candidates[t].most_common()) for t in tasks if candidates[t]}
     return records, report
 
 
