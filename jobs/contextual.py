@@ -86,6 +86,10 @@ def generator_settings(c: ContextualSection) -> dict[str, Any]:
     # The generator's code is part of its settings: an edited rule makes new sentences.
     s = {"generator": c.generator, "anchors": c.anchors, "seed": c.seed, "max_variants": c.max_variants,
          "wordnet_dir": c.wordnet_dir, "tasks": list(c.tasks), "version": generator_version(c.generator)}
+    if c.gate.model is not None:
+        from embcompare.contextual.gate import EXEMPT
+
+        s["gate"] = {"model": c.gate.model, "max_nll_increase": c.gate.max_nll_increase, "exempt": list(EXEMPT)}
     if c.generator == "llm":
         # what changes the replies; not how they are fetched (concurrency, retries, cache)
         s["llm"] = c.llm.model_dump(include={"backend", "model", "base_url", "path", "gguf_file", "temperature",
@@ -125,6 +129,8 @@ def load_or_generate_tasks(out_dir: str, c: ContextualSection) -> tuple[list, st
                                          max_variants=c.max_variants, tasks=tuple(c.tasks))
     else:
         records, report = _generate_llm(c)
+    if c.gate.model is not None:
+        records, report["gate"] = _gate(records, c)
     from embcompare.contextual.acceptance import acceptance
 
     report["acceptance"] = acceptance(records)  # what a reader would count, counted for every record
@@ -133,6 +139,20 @@ def load_or_generate_tasks(out_dir: str, c: ContextualSection) -> tuple[list, st
     store.write_json(side, {"key": key, "settings": settings, "sha256": sha, "records": len(records),
                             "seconds": round(time.time() - t0, 2), "report": report})
     return records, sha, report
+
+
+def _gate(records: list, c: ContextualSection) -> tuple[list, dict]:
+    from embcompare.contextual.gate import apply_gate, mean_nll
+    from embcompare.contextual.llm import load_causal_lm
+
+    t0 = time.time()
+    tokenizer, lm, device = load_causal_lm(c.gate.model)
+    kept, report = apply_gate(records, lambda texts: mean_nll(tokenizer, lm, device, texts, c.gate.batch_size),
+                              c.gate.max_nll_increase)
+    report.update(model=c.gate.model, seconds=round(time.time() - t0, 1))
+    log.info("tasks: acceptability gate (%s) kept %d of %d records in %.1f s", c.gate.model, len(kept),
+             len(records), report["seconds"])
+    return kept, report
 
 
 def _generate_llm(c: ContextualSection) -> tuple[list, dict]:

@@ -76,6 +76,11 @@ def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
     records = read_tasks(str(ctx / "tasks.jsonl"))
     assert records and {r.anchor for r in records} and json.loads((ctx / "tasks.json").read_text())["records"] == len(records)
     tasks_present = sorted({r.task for r in records})
+    report = json.loads((ctx / "tasks.json").read_text())["report"]
+    # the acceptability gate scored the edited tasks' sentences; the acceptance counts cover every record
+    assert report["gate"]["model"] == "smollm2_135m" and report["gate"]["sentences_scored"] > 0
+    assert "jumbling" not in report["gate"]["variants_examined"]
+    assert report["acceptance"]["spans_not_a_form"]["count"] == 0
 
     res = pd.read_parquet(ctx / "results.parquet")
     assert list(res.columns)[:8] == ["model", "task", "level", "layer", "measure", "e_w", "n", "mean"]
@@ -145,7 +150,8 @@ def test_generator_code_is_part_of_the_tasks_reuse_key(tmp_path, monkeypatch):
 
     mod = job()
     out = str(tmp_path / "out")
-    s = mod.check(compose("contextual.anchors=2", "contextual.tasks=[negation]", f"out_dir={out}"))
+    s = mod.check(compose("contextual.anchors=2", "contextual.tasks=[negation]", "contextual.gate.model=null",
+                          f"out_dir={out}"))
     assert mod.generator_settings(s.contextual)["version"] == rules.generator_version("rules")
     calls = []
     real = rules.generate_rules
@@ -173,6 +179,7 @@ def test_llm_generator_writes_tasks_once_and_reuses_them(tmp_path, monkeypatch):
     out = str(tmp_path / "out")
     with ChatServer("k", answer) as server:
         over = ["contextual.generator=llm", "contextual.anchors=2", "contextual.tasks=[negation,question]",
+                "contextual.gate.model=null",
                 "contextual.llm.backend=api", "contextual.llm.model=test-chat", f"+contextual.llm.base_url={server.url}",
                 "+contextual.llm.api_key_env=EMBCOMPARE_TEST_CHAT_KEY", f"+contextual.llm.cache_dir={tmp_path}/cache"]
         s = mod.check(compose(*over, f"out_dir={out}"))

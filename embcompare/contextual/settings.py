@@ -14,6 +14,24 @@ from embcompare.contextual.tasks import TASKS
 LayerSpec = Union[int, Literal["input_table"]]
 
 
+class GateSection(Section):
+    """The acceptability gate on generated variants (embcompare.contextual.gate)."""
+    model: Optional[str] = "smollm2_135m"  # a conf/model key, backend transformers; null: no gate
+    max_nll_increase: float = Field(1.5, gt=0)  # nats per token a variant may lose against its original
+    batch_size: int = Field(32, ge=1)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        from embcompare.models import available_models
+
+        if v not in available_models():
+            raise ValueError(f"unknown model {v!r}; known models: {', '.join(available_models())}")
+        return v
+
+
 class ContextualSection(Section):
     generator: Literal["rules", "llm"] = "rules"
     anchors: int = Field(1200, ge=1)
@@ -30,6 +48,7 @@ class ContextualSection(Section):
     # generator B: which model writes the variants (embcompare.contextual.llm); by default the
     # packaged SmolLM2 GGUF, so that generator=llm runs offline (its output is poor)
     llm: LLMConfig = LLMConfig(backend="transformers", model="smollm2_135m")
+    gate: GateSection = GateSection()
 
     @field_validator("tasks")
     @classmethod
