@@ -10,7 +10,7 @@ rerun whose generator settings match the key in tasks.json). Then one Ray actor 
 per GPU on a cluster) embeds each task's sentences; every finished (model, task) is a part
 file under <out_dir>/contextual/.parts/<model>/, skipped on a rerun, so a killed job resumes
 where it stopped. Writes contextual/results.parquet, contextual/anchors/<model>.parquet and
-contextual/comparisons.parquet (docs/contextual.md).
+contextual/comparisons.parquet and contextual/cross_task.parquet (docs/contextual.md).
 """
 from __future__ import annotations
 
@@ -289,7 +289,8 @@ def collect(cfg: ContextualConfig, model_cfgs: dict, by_task: dict) -> dict[str,
     import pyarrow as pa
 
     from embcompare import store
-    from embcompare.contextual.compare import COMPARISON_COLUMNS, RESULT_COLUMNS, compare_models, summarize
+    from embcompare.contextual.compare import (COMPARISON_COLUMNS, CROSS_TASK_COLUMNS, RESULT_COLUMNS, compare_models,
+                                               cross_task, summarize)
     from embcompare.contextual.evaluate import SENTENCE_ONLY_NOTE, STATIC_NOTE
 
     c = cfg.contextual
@@ -336,7 +337,12 @@ def collect(cfg: ContextualConfig, model_cfgs: dict, by_task: dict) -> dict[str,
                            [(k, pa.float64()) for k in COMPARISON_COLUMNS[9:]])
     cmp_t = pa.Table.from_pylist([{k: r[k] for k in COMPARISON_COLUMNS} for r in comparisons], schema=cmp_schema)
     store.write_table(store.join(out, "comparisons.parquet"), cmp_t)
-    return {"results": results, "comparisons": comparisons, "kinds": kinds, "totals": totals}
+    originals = {(t, r.anchor): r.original.text for t, rs in by_task.items() for r in rs}
+    cross = cross_task(anchors, originals) if len(anchors) else []
+    cross_schema = pa.schema([(k, pa.string()) for k in CROSS_TASK_COLUMNS[:6]] + [("n", pa.int64())] +
+                             [(k, pa.float64()) for k in CROSS_TASK_COLUMNS[7:]])
+    store.write_table(store.join(out, "cross_task.parquet"), pa.Table.from_pylist(cross, schema=cross_schema))
+    return {"results": results, "comparisons": comparisons, "kinds": kinds, "totals": totals, "cross_task": cross}
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -122,6 +122,14 @@ def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
     assert (cmp.p_holm >= cmp.p_value - 1e-15).all() and cmp.effect_size.between(-1, 1).all()
     assert set(cmp[cmp.measure != "SMV"].layer_b) == {"-1"} and set(cmp[cmp.measure != "SMV"].layer_a) == {"static"}
 
+    # tasks compared on the (anchor, original) pairs they share, n in every cell
+    cross = pd.read_parquet(ctx / "cross_task.parquet")
+    assert len(cross) and (cross.task_a < cross.task_b).all() and (cross.n >= 0).all()
+    shared = {(a.task, a.anchor): a.original.text for a in records}
+    for r in cross[(cross.model == "sbert_minilm") & (cross.measure == "SMV")].itertuples():
+        n = sum(1 for (t, anc), o in shared.items() if t == r.task_a and shared.get((r.task_b, anc)) == o)
+        assert r.n <= n
+
     # a rerun reuses the sentences and every (model, task) part: nothing is embedded again
     parts = sorted((ctx / ".parts").rglob("*.parquet"))
     assert len(parts) == 2 * len(TASKS)
