@@ -100,6 +100,7 @@ def load_inputs(out_dir: str, models: list[str] | None):
     inp.wordsim = only(table(j("wordsim", "results.parquet")))
     inp.contextual = only(table(j("contextual", "results.parquet")))
     inp.contextual_comparisons = table(j("contextual", "comparisons.parquet"))
+    inp.contextual_cross = only(table(j("contextual", "cross_task.parquet")))
     names = ", ".join(models) or "no model"
     for stage, present, path, job in [
             ("embeddings", inp.manifests, j("embeddings", "<model>", "manifest.json"), "jobs/extract.py"),
