@@ -320,11 +320,14 @@ def _how_what(doc, cl: Clause, body, subs) -> tuple[list[Piece], str]:
         else:
             continue
         pre = [t for t in body if s0 <= t.i < sub[0].i]
+        if any(t.i > cl.root.i for t in pre):
+            continue  # 'how incredible the plot is simply!': words between verb and predicate
         if word == "how":  # 'how very quiet' is not English: intensifiers go
             sub = [w for w in sub if w.i == c.i or w.lower_ not in INTENSIFIERS]
         # a contraction cannot end the clause ('What a genius he's!'): written out
         pieces = [(None, word)] + [(w.i, text_of(w, subs)) for w in sub] + \
-                 [(t.i, full_form(t) if t.text.startswith(("'", "’")) else text_of(t, subs)) for t in pre] + \
+                 [(t.i, full_form(t) if t.text.startswith(("'", "’")) and t.pos_ in ("AUX", "VERB")
+                   else text_of(t, subs)) for t in pre] + \
                  [(None, "!")]
         return fix_articles(fix_sentence_case(doc, pieces)), f"exclamation/{word}"
     raise Skip("no exclamative form (adjective, manner adverb or 'a ... noun' at the end)")
@@ -336,7 +339,13 @@ def _plural(np_head) -> bool:
         return True
     if any(c.dep_ == "conj" for c in np_head.children):
         return True
-    return np_head.tag_ in ("NNS", "NNPS") or "Plur" in np_head.morph.get("Number")
+    if np_head.tag_ in ("NNS", "NNPS") or "Plur" in np_head.morph.get("Number"):
+        return True
+    # the small parser tags some plurals NN ('my nephews'): lemminflect's lemma tells
+    from lemminflect import getLemma
+
+    w = np_head.lower_
+    return np_head.pos_ == "NOUN" and w.endswith("s") and getLemma(w, "NOUN")[0].lower() != w
 
 
 def _be(tense: str, subj_head) -> str:
