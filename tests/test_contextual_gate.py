@@ -43,14 +43,19 @@ def test_gate_drops_unlikely_variants_counts_them_and_spares_exempt_tasks():
         asked.extend(texts)
         return np.array([nll[t] for t in texts])
 
+    nll.update({"the dog was big": 3.0, "how big the dog was!": 6.0, "the dog was big!": 3.1})
     recs = [_rec("synonym", "the dog ran", ["the dog sprinted", "the dog did ran not"]),
             _rec("jumbling", "the dog ran", ["ran dog the"]),
-            _rec("negation", "the dog barked", ["dog the barked zz"])]
+            _rec("negation", "the dog barked", ["dog the barked zz"]),
+            _rec("exclamation", "the dog was big", ["how big the dog was!", "the dog was big!"])]
     kept, report = apply_gate(recs, score, max_increase=1.0)
     assert [r.task for r in kept] == ["synonym", "jumbling"] and "jumbling" in EXEMPT
     assert [v.text for v in kept[0].variants] == ["the dog sprinted"]
     assert kept[1] == recs[1]  # exempt: untouched, never scored
     assert "ran dog the" not in asked and len(asked) == len(set(asked))  # each text scored once
     assert report["variants_rejected"] == {"synonym (synonym/x): much less likely than its original": 1,
-                                           "negation (negation/x): much less likely than its original": 1}
-    assert report["records_dropped"] == {"negation": 1} and report["variants_examined"] == {"synonym": 2, "negation": 1}
+                                           "negation (negation/x): much less likely than its original": 1,
+                                           "exclamation (exclamation/x): much less likely than its original": 1}
+    # the exclamation record kept only its '!' sentence: no exclamation left, dropped
+    assert report["records_dropped"] == {"negation": 1, "exclamation": 1}
+    assert report["variants_examined"] == {"synonym": 2, "negation": 1, "exclamation": 2}

@@ -5,7 +5,8 @@ made from, and is dropped (docs/contextual-tasks.md, The acceptability gate).
 
 Tasks whose variants are not edits meant to stay fluent are exempt: jumbling (word salad by
 design) and polysemy (other WordNet sentences, not edits of the original). A record left with
-no variant is dropped. Every rejection is counted per task and rule.
+no variant is dropped, and so is an exclamation record left with only the sentence with '!'.
+Every rejection is counted per task and rule.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from embcompare.contextual.acceptance import is_exclamative
 from embcompare.contextual.tasks import TaskRecord
 
 EXEMPT = ("jumbling", "polysemy")
@@ -74,6 +76,8 @@ def apply_gate(records: Sequence[TaskRecord], score, max_increase: float,
                 rejected[f"{r.task} ({r.rule}): much less likely than its original"] += 1
             else:
                 keep.append(v)
+        if r.task == "exclamation" and not any(is_exclamative(v.text) for v in keep):
+            keep = []  # the sentence with '!' alone is no exclamation record
         if not keep:
             dropped[r.task] += 1
             continue
