@@ -10,7 +10,7 @@ rerun whose generator settings match the key in tasks.json). Then one Ray actor 
 per GPU on a cluster) embeds each task's sentences; every finished (model, task) is a part
 file under <out_dir>/contextual/.parts/<model>/, skipped on a rerun, so a killed job resumes
 where it stopped. Writes contextual/results.parquet, contextual/anchors/<model>.parquet and
-contextual/comparisons.parquet (docs/contextual.md).
+contextual/comparisons.parquet and contextual/cross_task.parquet (docs/contextual.md).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from embcompare.contextual.settings import ContextualConfig, ContextualSection
 
 log = logging.getLogger("embcompare")
 
-PART_VERSION = "contextual-parts-1"  # bump when the measures' code changes what a part holds
+PART_VERSION = "contextual-parts-2"  # bump when the measures' code changes what a part holds
 _STATS = b"embcompare.stats"
 
 
@@ -44,7 +44,7 @@ def check(cfg: Any) -> ContextualConfig:
 class ContextualWorker:
     """Holds one model; embeds the sentences of one task at a time. A Ray actor."""
 
-    def __init__(self, model_cfg: dict, layers: list, batch_size: int, threads: int):
+    def __init__(self, model_cfg: dict, layers: list, batch_size: int, threads: int, e_w: str = "in_text"):
         import torch
 
         torch.set_num_threads(max(1, threads))
@@ -54,13 +54,13 @@ class ContextualWorker:
 
         self.name = model_cfg["name"]
         self.embedder = build_embedder(model_cfg)
-        self.encoder = context_encoder(self.embedder, layers, batch_size)
+        self.encoder = context_encoder(self.embedder, layers, batch_size, e_w)
         self.cache = SentenceCache()
         self.decontext: dict[str, dict] = {}
         self.asked: set[str] = set()
 
     def describe(self) -> dict:
-        return {"identity": self.embedder.identity(), "kind": self.encoder.kind,
+        return {"identity": self.embedder.identity(), "kind": self.encoder.kind, "e_w": self.encoder.e_w,
                 "token_layers": list(self.encoder.layers), "sentence_layer": self.encoder.sentence_layer}
 
     def run_task(self, task: str, records: list) -> tuple[str, list[dict], dict]:
@@ -75,14 +75,21 @@ class ContextualWorker:
         tv = measure_task(self.name, self.encoder, records, self.decontext, self.cache)
         stats = {"records": tv.n_records, "sentences": tv.n_sentences, "embed_seconds": round(tv.seconds, 4),
                  "seconds": round(time.perf_counter() - t0, 4), "not_located": tv.not_located,
-                 "missing_anchors": tv.missing, **self.describe()}
+                 "lemma_fallback": tv.lemma_fallback, "missing_anchors": tv.missing, **self.describe()}
         return task, tv.rows, stats
 
 
 # -- tasks ------------------------------------------------------------------------------------
 def generator_settings(c: ContextualSection) -> dict[str, Any]:
+    from embcompare.contextual.rules import generator_version
+
+    # The generator's code is part of its settings: an edited rule makes new sentences.
     s = {"generator": c.generator, "anchors": c.anchors, "seed": c.seed, "max_variants": c.max_variants,
-         "wordnet_dir": c.wordnet_dir, "tasks": list(c.tasks)}
+         "wordnet_dir": c.wordnet_dir, "tasks": list(c.tasks), "version": generator_version(c.generator)}
+    if c.gate.model is not None:
+        from embcompare.contextual.gate import EXEMPT
+
+        s["gate"] = {"model": c.gate.model, "max_nll_increase": c.gate.max_nll_increase, "exempt": list(EXEMPT)}
     if c.generator == "llm":
         # what changes the replies; not how they are fetched (concurrency, retries, cache)
         s["llm"] = c.llm.model_dump(include={"backend", "model", "base_url", "path", "gguf_file", "temperature",
@@ -122,11 +129,30 @@ def load_or_generate_tasks(out_dir: str, c: ContextualSection) -> tuple[list, st
                                          max_variants=c.max_variants, tasks=tuple(c.tasks))
     else:
         records, report = _generate_llm(c)
+    if c.gate.model is not None:
+        records, report["gate"] = _gate(records, c)
+    from embcompare.contextual.acceptance import acceptance
+
+    report["acceptance"] = acceptance(records)  # what a reader would count, counted for every record
     write_tasks(path, records)
     sha = hashlib.sha256(store.read_bytes(path)).hexdigest()
     store.write_json(side, {"key": key, "settings": settings, "sha256": sha, "records": len(records),
                             "seconds": round(time.time() - t0, 2), "report": report})
     return records, sha, report
+
+
+def _gate(records: list, c: ContextualSection) -> tuple[list, dict]:
+    from embcompare.contextual.gate import apply_gate, mean_nll
+    from embcompare.contextual.llm import load_causal_lm
+
+    t0 = time.time()
+    tokenizer, lm, device = load_causal_lm(c.gate.model)
+    kept, report = apply_gate(records, lambda texts: mean_nll(tokenizer, lm, device, texts, c.gate.batch_size),
+                              c.gate.max_nll_increase)
+    report.update(model=c.gate.model, seconds=round(time.time() - t0, 1))
+    log.info("tasks: acceptability gate (%s) kept %d of %d records in %.1f s", c.gate.model, len(kept),
+             len(records), report["seconds"])
+    return kept, report
 
 
 def _generate_llm(c: ContextualSection) -> tuple[list, dict]:
@@ -151,7 +177,7 @@ def part_key(model_cfg: dict, tasks_sha: str, task: str, c: ContextualSection) -
     # Everything that changes a part's values: the model's config (its files, layer, pooling,
     # template, dtype), the sentences, the task, the layers, this code's version.
     return digest({"model": model_cfg, "tasks_sha256": tasks_sha, "task": task,
-                   "layers": [str(x) for x in c.layer], "version": PART_VERSION})
+                   "layers": [str(x) for x in c.layer], "e_w": c.e_w, "version": PART_VERSION})
 
 
 def known_identity(out_dir: str, model: str) -> dict | None:
@@ -190,7 +216,7 @@ def anchor_schema():
 
     return pa.schema([("model", pa.string()), ("task", pa.string()), ("anchor", pa.string()), ("pos", pa.string()),
                       ("sense", pa.string()), ("level", pa.string()), ("layer", pa.string()),
-                      ("measure", pa.string()), ("value", pa.float64())])
+                      ("measure", pa.string()), ("e_w", pa.string()), ("value", pa.float64())])
 
 
 def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha: str) -> dict[str, dict]:
@@ -226,7 +252,7 @@ def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha:
     layers = [x for x in c.layer]
     actors, pending = {}, {}
     for m, tasks in todo.items():
-        actors[m] = Worker.remote(model_cfgs[m], layers, c.batch_size, int(cpus))
+        actors[m] = Worker.remote(model_cfgs[m], layers, c.batch_size, int(cpus), c.e_w)
         # small tasks first: finished parts come early, so a stopped run has kept the most
         for t in sorted(tasks, key=lambda t: sum(1 + len(r.variants) for r in by_task[t])):
             pending[actors[m].run_task.remote(t, by_task[t])] = (m, t)
@@ -263,7 +289,8 @@ def collect(cfg: ContextualConfig, model_cfgs: dict, by_task: dict) -> dict[str,
     import pyarrow as pa
 
     from embcompare import store
-    from embcompare.contextual.compare import COMPARISON_COLUMNS, RESULT_COLUMNS, compare_models, summarize
+    from embcompare.contextual.compare import (COMPARISON_COLUMNS, CROSS_TASK_COLUMNS, RESULT_COLUMNS, compare_models,
+                                               cross_task, summarize)
     from embcompare.contextual.evaluate import SENTENCE_ONLY_NOTE, STATIC_NOTE
 
     c = cfg.contextual
@@ -285,15 +312,16 @@ def collect(cfg: ContextualConfig, model_cfgs: dict, by_task: dict) -> dict[str,
         totals[m] = {"sentences": sent, "embed_seconds": round(secs, 2),
                      "sentences_per_s": round(sent / secs, 1) if secs else None,
                      "not_located": sum(s["not_located"] for s in stats.values()),
+                     "lemma_fallback": sum(s.get("lemma_fallback", 0) for s in stats.values()),
                      "missing_anchors": len({a for s in stats.values() for a in s["missing_anchors"]})}
         note = {"static": STATIC_NOTE}.get(desc["kind"], "")
-        rows = summarize(df, {(m, "AICV"): note, (m, "ACD"): note})
+        rows = summarize(df, {(m, meas): note for meas in ("AICV", "AICV_ov", "ACD")})
         for r in rows:
             r["n_missing"] = int(stats[r["task"]]["records"]) - r["n"]
         if desc["kind"] == "sentence_only":  # say so, rather than leave the rows out
-            rows += [{"model": m, "task": t, "level": "token", "layer": "", "measure": meas, "n": 0,
+            rows += [{"model": m, "task": t, "level": "token", "layer": "", "measure": meas, "e_w": "", "n": 0,
                       "mean": float("nan"), "std": float("nan"), "n_missing": int(stats[t]["records"]),
-                      "note": SENTENCE_ONLY_NOTE} for t in c.tasks for meas in ("AICV", "ACD")]
+                      "note": SENTENCE_ONLY_NOTE} for t in c.tasks for meas in ("AICV", "AICV_ov", "ACD")]
         results += rows
         layer_of[(m, "sentence")] = desc["sentence_layer"]
         if desc["kind"] == "static":
@@ -309,7 +337,12 @@ def collect(cfg: ContextualConfig, model_cfgs: dict, by_task: dict) -> dict[str,
                            [(k, pa.float64()) for k in COMPARISON_COLUMNS[9:]])
     cmp_t = pa.Table.from_pylist([{k: r[k] for k in COMPARISON_COLUMNS} for r in comparisons], schema=cmp_schema)
     store.write_table(store.join(out, "comparisons.parquet"), cmp_t)
-    return {"results": results, "comparisons": comparisons, "kinds": kinds, "totals": totals}
+    originals = {(t, r.anchor): r.original.text for t, rs in by_task.items() for r in rs}
+    cross = cross_task(anchors, originals) if len(anchors) else []
+    cross_schema = pa.schema([(k, pa.string()) for k in CROSS_TASK_COLUMNS[:6]] + [("n", pa.int64())] +
+                             [(k, pa.float64()) for k in CROSS_TASK_COLUMNS[7:]])
+    store.write_table(store.join(out, "cross_task.parquet"), pa.Table.from_pylist(cross, schema=cross_schema))
+    return {"results": results, "comparisons": comparisons, "kinds": kinds, "totals": totals, "cross_task": cross}
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -347,7 +380,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out = store.join(settings.out_dir, "contextual")
     store.write_json(store.join(out, "run.json"), headline)
     written = [store.join(out, f) for f in ("tasks.jsonl", "tasks.json", "results.parquet", "comparisons.parquet",
-                                            "run.json")] + [store.join(out, "anchors", f"{m}.parquet") for m in model_cfgs]
+                                            "cross_task.parquet", "run.json")] + [store.join(out, "anchors", f"{m}.parquet") for m in model_cfgs]
     # Last: the commit makes these files the stage's results (and sweeps an earlier run's).
     commit.write(settings.out_dir, "contextual", written, config=cfg, inputs=read_keys, sweep=["contextual"],
                  extra={"headline": headline, "seconds": headline["seconds"]})

@@ -155,6 +155,7 @@ def load_inputs(out_dir: str, models: list[str] | None):
     ctx, ctx_ok = view("contextual")
     inp.contextual = rows(table(ctx, "contextual/results.parquet"), ctx_ok)
     inp.contextual_comparisons = rows(table(ctx, "contextual/comparisons.parquet"), ctx_ok, ("model_a", "model_b"))
+    inp.contextual_cross = rows(table(ctx, "contextual/cross_task.parquet"), ctx_ok)
     agr, agr_ok = view("agreement")
     inp.agreement = rows(table(agr, "agreement/pairs.parquet"), agr_ok, ("model_a", "model_b"))
     inp.anisotropy = rows(table(agr, "agreement/anisotropy.parquet"), agr_ok)

@@ -136,16 +136,103 @@ def test_minilm_anchor_and_sentence_vectors(minilm):
     np.testing.assert_array_equal(cv2.tokens["input_table"][0], cv2.tokens["input_table"][1])
 
 
-def test_minilm_decontextualised_is_the_embedders_own(minilm):
-    enc_ = context_encoder(minilm, [-1, "input_table"])
-    d = decontextualised(enc_, ["river", "dog"])
-    np.testing.assert_allclose(d["-1"]["dog"], minilm.embed(["dog"]).vectors[0], atol=1e-6)
-    table = minilm.model[0].auto_model.get_input_embeddings().weight.detach().numpy()
-    dog_id = minilm.model.tokenizer.convert_tokens_to_ids("dog")
-    np.testing.assert_allclose(d["input_table"]["dog"], table[dog_id], atol=1e-6)
+def test_minilm_e_w_is_the_mean_over_the_words_own_tokens(minilm):
+    import torch
+
+    from embcompare.contextual.embed import word_inputs
+
+    tk = minilm.model.tokenizer
+    # WordPiece: a word in running text is tokenized as alone ([CLS] and [SEP] around it)
+    assert word_inputs(tk, ["river", "unbelievably"], "in_text") == word_inputs(tk, ["river", "unbelievably"], "bare")
+    ids, pos = word_inputs(tk, ["unbelievably"], "in_text")[0]
+    assert tk.convert_ids_to_tokens(ids)[0] == "[CLS]" and tk.convert_ids_to_tokens(ids)[-1] == "[SEP]"
+    assert len(pos) > 1 and "".join(tk.convert_ids_to_tokens(ids)[1:-1]).replace("##", "") == "unbelievably"
+    enc_ = context_encoder(minilm, [-1, 2, "input_table"], batch_size=1)
+    d = decontextualised(enc_, ["river", "unbelievably"])
+    model = minilm.model[0].auto_model
+    for w in ("river", "unbelievably"):
+        ids, pos = word_inputs(tk, [w], "in_text")[0]
+        with torch.inference_mode():
+            hs = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+            table = model.get_input_embeddings()(torch.tensor([ids]))
+        np.testing.assert_allclose(d["-1"][w], hs[-1][0, pos].mean(0).numpy(), atol=2e-5)
+        np.testing.assert_allclose(d["2"][w], hs[2][0, pos].mean(0).numpy(), atol=2e-5)
+        np.testing.assert_allclose(d["input_table"][w], table[0, pos].mean(0).numpy(), atol=1e-6)
+    # an unchanged anchor: its table row in a sentence is e_w's, ACD 0 there
+    rec = TaskRecord("river", "n", "1-n", "jumbling", Sentence("we swam in the river today.", (15, 20)),
+                     (Sentence("today we the river swam in.", (13, 18)),), "rules")
+    tv = measure_task("minilm", enc_, [rec], d)
+    vals = {(r["measure"], r["layer"]): r for r in tv.rows}
+    assert vals[("ACD", "input_table")]["value"] == pytest.approx(0.0, abs=1e-6)
+    assert vals[("ACD", "input_table")]["e_w"] == "in_text" and vals[("AICV", "-1")]["e_w"] == ""
+    assert vals[("ACD", "-1")]["value"] > 0.01  # context moves the last layer
 
 
-def test_static_model_sentence_mean_and_zero_token_measures(glove_cfg):
+@pytest.fixture(scope="module")
+def smollm2():
+    from embcompare.embedders import build_embedder
+    from embcompare.models import load_model_config
+
+    return build_embedder(load_model_config("smollm2_135m"))
+
+
+def test_smollm2_in_text_e_w_gives_acd_0_for_unchanged_mid_sentence_anchor(smollm2):
+    from embcompare.contextual.embed import word_inputs
+
+    tk = smollm2.tokenizer
+    assert [tk.convert_ids_to_tokens(ids) for ids, _ in word_inputs(tk, ["dog"], "in_text")] == [["Ġdog"]]
+    assert [tk.convert_ids_to_tokens(ids) for ids, _ in word_inputs(tk, ["dog"], "bare")] == [["dog"]]
+    rec = TaskRecord("dog", "n", "1-n", "jumbling", Sentence("I saw the dog today.", (10, 13)),
+                     (Sentence("today the dog I saw.", (10, 13)), Sentence("Dog saw I today the.", (0, 3))), "rules")
+    out = {}
+    for form in ("in_text", "bare"):
+        enc_ = context_encoder(smollm2, [-1, "input_table"], batch_size=4, e_w=form)
+        tv = measure_task("smollm2", enc_, [rec], decontextualised(enc_, ["dog"]))
+        out[form] = {(r["measure"], r["layer"]): r for r in tv.rows}
+        assert {r["e_w"] for r in tv.rows if r["measure"] == "ACD"} == {form}
+    # in text: the two mid-sentence 'Ġdog' rows are e_w itself; only sentence-initial 'Dog' differs
+    cv = context_encoder(smollm2, ["input_table"]).encode([rec.variants[1]])
+    e_w = decontextualised(context_encoder(smollm2, ["input_table"]), ["dog"])["input_table"]["dog"]
+    u, v = cv.tokens["input_table"][0].astype(np.float64), e_w.astype(np.float64)
+    initial = 1 - u @ v / np.linalg.norm(u) / np.linalg.norm(v)
+    assert initial > 0.05
+    assert out["in_text"][("ACD", "input_table")]["value"] == pytest.approx(initial / 3, abs=1e-6)
+    # the bare word ('dog', no leading space) is another table row: ACD > 0 from tokenization alone
+    assert out["bare"][("ACD", "input_table")]["value"] > out["in_text"][("ACD", "input_table")]["value"] + 0.1
+    # AICV does not depend on e_w; AICV_ov uses the original-variant pairs only
+    assert out["in_text"][("AICV", "-1")]["value"] == out["bare"][("AICV", "-1")]["value"]
+    assert out["in_text"][("AICV_ov", "-1")]["value"] != out["in_text"][("AICV", "-1")]["value"]
+
+
+def test_cls_pooled_config_gets_a_vector_per_word(minilm, tmp_path):
+    """A SimCSE-style config (pooling: cls) on a real WordPiece tokenizer: e_w is the mean over
+    the word's own tokens, not the [CLS] of the one-word input, so words differ at the table."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from embcompare.embedders import build_embedder
+
+    tk = minilm.model.tokenizer
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=tk.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64)).save_pretrained(tmp_path)
+    tk.save_pretrained(tmp_path)
+    emb = build_embedder({"name": "simcse_tiny", "backend": "transformers", "model_id": str(tmp_path),
+                          "pooling": "cls", "device": "cpu"})
+    # the embedder's own cls pooling: every word alone has the same input-table [CLS] vector
+    cls = emb.embed(["dog", "river", "music"], layer="input_table").vectors
+    assert np.allclose(cls[0], cls[1]) and np.allclose(cls[0], cls[2])
+    enc_ = context_encoder(emb, [-1, "input_table"])
+    d = decontextualised(enc_, ["dog", "river", "music"])
+    table = emb.model.get_input_embeddings().weight.detach().numpy()
+    for w in ("dog", "river", "music"):
+        np.testing.assert_allclose(d["input_table"][w], table[tk.convert_tokens_to_ids(w)], atol=1e-6)
+    U = np.stack([d["-1"][w] for w in ("dog", "river", "music")]).astype(np.float64)
+    U /= np.linalg.norm(U, axis=1, keepdims=True)
+    assert (U @ U.T)[np.triu_indices(3, 1)].max() < 0.999
+
+
+def test_static_model_sentence_mean_and_surface_form_measures(glove_cfg):
     from embcompare.embedders import build_embedder
 
     glove = build_embedder(glove_cfg)
@@ -155,14 +242,24 @@ def test_static_model_sentence_mean_and_zero_token_measures(glove_cfg):
     words = glove.embed(["the", "cat", "sat", "."])
     np.testing.assert_allclose(cv.sentences[0], words.vectors.mean(0), atol=1e-6)
     assert not cv.sentences[1].any()  # no word the model has: a zero vector, left out later
+    np.testing.assert_array_equal(cv.tokens["static"][0], words.vectors[1])
+    assert cv.n_tokens.tolist() == [1, 0]
+    # the anchor's surface form in each sentence: 'cats' is not 'cat'; 'catzzq' falls back to the lemma
     rec = TaskRecord("cat", "n", "1-n", "negation", Sentence("The cat sat.", (4, 7)),
-                     (Sentence("The cat did not sit.", (4, 7)),), "rules")
+                     (Sentence("The cats did not sit.", (4, 8)), Sentence("The catzzq sat.", (4, 10))), "rules")
     tv = measure_task("glove", enc_, [rec], decontextualised(enc_, ["cat"]))
     vals = {(r["measure"], r["layer"]): r["value"] for r in tv.rows}
-    assert vals[("AICV", "static")] == 0.0 and vals[("ACD", "static")] == 0.0
-    b = glove.embed(["the", "cat", "did", "not", "sit", "."]).vectors.mean(0).astype(np.float64)
+    assert tv.lemma_fallback == 1
+    cat, cats = (glove.embed([w]).vectors[0].astype(np.float64) for w in ("cat", "cats"))
+    c = cat @ cats / np.linalg.norm(cat) / np.linalg.norm(cats)
+    assert vals[("ACD", "static")] == pytest.approx((1 - c) / 3, abs=1e-6)
+    assert vals[("AICV", "static")] == pytest.approx(2 * (1 - c) / 3, abs=1e-6)  # pairs: (cat,cats) (cat,cat) (cats,cat)
+    assert vals[("AICV_ov", "static")] == pytest.approx((1 - c) / 2, abs=1e-6)
+    b = glove.embed(["the", "cats", "did", "not", "sit", "."]).vectors.mean(0).astype(np.float64)
     a = words.vectors.mean(0).astype(np.float64)
-    assert vals[("SMV", "static")] == pytest.approx(1 - a @ b / np.linalg.norm(a) / np.linalg.norm(b), abs=1e-6)
+    d = glove.embed(["the", "sat", "."]).vectors.mean(0).astype(np.float64)
+    cos = lambda x, y: x @ y / np.linalg.norm(x) / np.linalg.norm(y)  # noqa: E731
+    assert vals[("SMV", "static")] == pytest.approx(1 - (cos(a, b) + cos(a, d)) / 2, abs=1e-6)
 
 
 def test_api_model_gives_sentence_vectors_only(tmp_path, monkeypatch):

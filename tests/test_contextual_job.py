@@ -76,22 +76,29 @@ def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
     records = read_tasks(str(ctx / "tasks.jsonl"))
     assert records and {r.anchor for r in records} and json.loads((ctx / "tasks.json").read_text())["records"] == len(records)
     tasks_present = sorted({r.task for r in records})
+    report = json.loads((ctx / "tasks.json").read_text())["report"]
+    # the acceptability gate scored the edited tasks' sentences; the acceptance counts cover every record
+    assert report["gate"]["model"] == "smollm2_135m" and report["gate"]["sentences_scored"] > 0
+    assert "jumbling" not in report["gate"]["variants_examined"]
+    assert report["acceptance"]["spans_not_a_form"]["count"] == 0
 
     res = pd.read_parquet(ctx / "results.parquet")
-    assert list(res.columns)[:7] == ["model", "task", "level", "layer", "measure", "n", "mean"]
+    assert list(res.columns)[:8] == ["model", "task", "level", "layer", "measure", "e_w", "n", "mean"]
     assert {"std", "n_missing", "note"} <= set(res.columns)
     # one row per model x task x measure (x layer): GloVe has one token layer, MiniLM two
     keys = res[["model", "task", "layer", "measure"]].apply(tuple, axis=1)
     assert keys.is_unique
     glove = res[res.model == "glove_6b_50d"]
     assert sorted(glove.task.unique()) == tasks_present
-    assert len(glove) == 3 * len(tasks_present)
-    assert (glove[glove.level == "token"]["mean"] == 0).all()
-    assert glove[glove.level == "token"]["note"].str.contains("by construction").all()
+    assert len(glove) == 4 * len(tasks_present)  # AICV, AICV_ov, ACD (measured on surface forms), SMV
+    assert (glove[glove.level == "token"]["mean"] >= 0).all()
+    assert glove[glove.level == "token"]["note"].str.contains("surface form").all()
+    assert set(glove[glove.measure == "ACD"].e_w) == {"lemma"}
     mini = res[res.model == "sbert_minilm"]
     assert set(zip(mini.level, mini.layer, mini.measure)) == {
-        ("token", "-1", "AICV"), ("token", "-1", "ACD"), ("token", "input_table", "AICV"),
-        ("token", "input_table", "ACD"), ("sentence", "-1", "SMV")}
+        ("token", "-1", "AICV"), ("token", "-1", "AICV_ov"), ("token", "-1", "ACD"), ("token", "input_table", "AICV"),
+        ("token", "input_table", "AICV_ov"), ("token", "input_table", "ACD"), ("sentence", "-1", "SMV")}
+    assert set(mini[mini.measure == "ACD"].e_w) == {"in_text"} and set(mini[mini.measure != "ACD"].e_w) == {""}
     # in context the last layer always moves the word (the input table may not: same token)
     assert (mini[(mini.measure == "ACD") & (mini.layer == "-1")]["mean"] > 0).all()
     n_rec = pd.Series([r.task for r in records]).value_counts()
@@ -101,7 +108,7 @@ def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
     # every anchor's value is kept, and the results are their mean and std
     for model, sub in res.groupby("model"):
         a = pd.read_parquet(ctx / "anchors" / f"{model}.parquet")
-        assert list(a.columns) == ["model", "task", "anchor", "pos", "sense", "level", "layer", "measure", "value"]
+        assert list(a.columns) == ["model", "task", "anchor", "pos", "sense", "level", "layer", "measure", "e_w", "value"]
         assert set(a.anchor) <= {r.anchor for r in records} and np.isfinite(a.value).all()
         for _, row in sub.iterrows():
             v = a[(a.task == row.task) & (a.layer == row.layer) & (a.measure == row.measure)].value
@@ -111,9 +118,17 @@ def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
     cmp = pd.read_parquet(ctx / "comparisons.parquet")
     assert {"task", "measure", "model_a", "model_b", "n", "statistic", "p_value", "p_holm", "effect_size"} <= set(cmp.columns)
     assert set(zip(cmp.model_a, cmp.model_b)) == {("glove_6b_50d", "sbert_minilm")}
-    assert set(cmp.measure) == {"AICV", "ACD", "SMV"} and sorted(cmp.task.unique()) == tasks_present
+    assert set(cmp.measure) == {"AICV", "AICV_ov", "ACD", "SMV"} and sorted(cmp.task.unique()) == tasks_present
     assert (cmp.p_holm >= cmp.p_value - 1e-15).all() and cmp.effect_size.between(-1, 1).all()
     assert set(cmp[cmp.measure != "SMV"].layer_b) == {"-1"} and set(cmp[cmp.measure != "SMV"].layer_a) == {"static"}
+
+    # tasks compared on the (anchor, original) pairs they share, n in every cell
+    cross = pd.read_parquet(ctx / "cross_task.parquet")
+    assert len(cross) and (cross.task_a < cross.task_b).all() and (cross.n >= 0).all()
+    shared = {(a.task, a.anchor): a.original.text for a in records}
+    for r in cross[(cross.model == "sbert_minilm") & (cross.measure == "SMV")].itertuples():
+        n = sum(1 for (t, anc), o in shared.items() if t == r.task_a and shared.get((r.task_b, anc)) == o)
+        assert r.n <= n
 
     # a rerun reuses the sentences and every (model, task) part: nothing is embedded again
     parts = sorted((ctx / ".parts").rglob("*.parquet"))
@@ -125,6 +140,7 @@ def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(ctx / "results.parquet"), res)
     run = json.loads((ctx / "run.json").read_text())
     assert run["models"]["sbert_minilm"]["sentences"] > 0 and run["models"]["sbert_minilm"]["parts_run"] == 0
+    assert run["models"]["glove_6b_50d"]["lemma_fallback"] >= 0 and "lemma_fallback" in run["models"]["sbert_minilm"]
     assert "sentences/s" in first.stdout
 
     # a run on some of the tasks reuses the data set and those tasks' parts
@@ -134,6 +150,26 @@ def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     assert set(pd.read_parquet(ctx / "results.parquet").task) <= {"negation", "question"}
     assert "sentences/s" in first.stdout
+
+
+def test_generator_code_is_part_of_the_tasks_reuse_key(tmp_path, monkeypatch):
+    """An edited rule (another generator version) makes new sentences, never reuses old ones."""
+    import embcompare.contextual.rules as rules
+
+    mod = job()
+    out = str(tmp_path / "out")
+    s = mod.check(compose("contextual.anchors=2", "contextual.tasks=[negation]", "contextual.gate.model=null",
+                          f"out_dir={out}"))
+    assert mod.generator_settings(s.contextual)["version"] == rules.generator_version("rules")
+    calls = []
+    real = rules.generate_rules
+    monkeypatch.setattr(rules, "generate_rules", lambda **kw: calls.append(1) or real(**kw))
+    first = mod.load_or_generate_tasks(out, s.contextual)
+    assert mod.load_or_generate_tasks(out, s.contextual)[1] == first[1] and len(calls) == 1
+    monkeypatch.setattr(rules, "generator_version", lambda generator="rules": "edited")
+    mod.load_or_generate_tasks(out, s.contextual)
+    assert len(calls) == 2
+    assert json.loads((tmp_path / "out" / "contextual" / "tasks.json").read_text())["settings"]["version"] == "edited"
 
 
 def test_llm_generator_writes_tasks_once_and_reuses_them(tmp_path, monkeypatch):
@@ -151,6 +187,7 @@ def test_llm_generator_writes_tasks_once_and_reuses_them(tmp_path, monkeypatch):
     out = str(tmp_path / "out")
     with ChatServer("k", answer) as server:
         over = ["contextual.generator=llm", "contextual.anchors=2", "contextual.tasks=[negation,question]",
+                "contextual.gate.model=null",
                 "contextual.llm.backend=api", "contextual.llm.model=test-chat", f"+contextual.llm.base_url={server.url}",
                 "+contextual.llm.api_key_env=EMBCOMPARE_TEST_CHAT_KEY", f"+contextual.llm.cache_dir={tmp_path}/cache"]
         s = mod.check(compose(*over, f"out_dir={out}"))

@@ -7,7 +7,7 @@ import pytest
 from chatserver import ChatServer
 from embcompare.config import ConfigError, validate
 from embcompare.contextual.llm import (ChatAPIClient, LLMConfig, LocalChatClient, generate_llm, make_client,
-                                       variants_from_reply)
+                                       find_anchor_span, variants_from_reply)
 from embcompare.contextual.tasks import TASKS, Sentence, TaskRecord, check_sentence
 from embcompare.embedders.api import APIError
 
@@ -124,6 +124,23 @@ def test_reply_lines_cleaned_and_anchor_found_inflected():
     assert [(v.text, v.text[v.span[0]:v.span[1]]) for v in out] == [
         ("The Banks were closed.", "Banks"), ("bank", "bank")]
     assert rejects == {"anchor missing": 1, "same as the original": 1}
+
+
+@pytest.mark.parametrize("anchor, prefixed, real", [
+    ("art", "The artist sketched a horse.", "Her art sold well."),
+    ("use", "Give us the keys.", "They used the keys."),
+    ("try", "A tall tree stood there.", "She tries again."),
+    ("fire", "The firm hired him.", "The fires spread."),
+])
+def test_llm_generator_anchor_is_an_inflection_never_a_prefix(anchor, prefixed, real):
+    rejects = Counter()
+    out = variants_from_reply(f"{prefixed}\n{real}", "an original", anchor, 5, rejects)
+    assert [v.text for v in out] == [real] and rejects == {"anchor missing": 1}
+    assert find_anchor_span(prefixed, anchor) is None
+    # the span is the inflected word itself, and the first real form after a prefixed word
+    both = prefixed + " " + real
+    s, e = find_anchor_span(both, anchor)
+    assert s > len(prefixed) and both[s:e].lower().startswith(anchor[:2])
 
 
 def test_config_refuses_unknown_keys():

@@ -112,3 +112,32 @@ def test_summarize_mean_std_by_hand():
     assert out["AICV"]["std"] == pytest.approx(math.sqrt(7 / 3))
     assert out["AICV"]["note"] == "note" and out["ACD"]["note"] == ""
     assert out["ACD"]["std"] == 0.0 and out["ACD"]["level"] == "token" and out["ACD"]["layer"] == "-1"
+
+
+def test_aicv_ov_uses_original_variant_pairs_only():
+    from embcompare.contextual.measures import aicv, aicv_ov
+
+    E = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 2.0]])  # original, two variants equal in direction
+    assert aicv_ov(E[0], E[1:]) == pytest.approx(1.0)  # cos(o, v) = 0 for both
+    assert aicv(E) == pytest.approx(1 - (0 + 0 + 1) / 3)  # the variant-variant pair counts too
+    assert aicv_ov(np.zeros(2), E[1:]) is None
+
+
+def test_cross_task_compares_tasks_on_shared_anchor_and_original_only():
+    from embcompare.contextual.compare import cross_task
+
+    rows = [{"model": "A", "task": t, "anchor": a, "pos": "n", "sense": "1-n", "level": "token", "layer": "-1",
+             "measure": "AICV", "e_w": "", "value": v}
+            for t, a, v in [("negation", "dog", 0.2), ("negation", "cat", 0.4), ("negation", "owl", 0.9),
+                            ("synonym", "dog", 0.1), ("synonym", "cat", 0.1), ("synonym", "owl", 0.3),
+                            ("question", "dog", 0.5)]]
+    originals = {("negation", "dog"): "the dog ran", ("synonym", "dog"): "the dog ran",
+                 ("negation", "cat"): "a cat sat", ("synonym", "cat"): "a cat sat",
+                 ("negation", "owl"): "owls hoot", ("synonym", "owl"): "an owl flew",  # another sentence
+                 ("question", "dog"): "the dog ran"}
+    out = {(r["task_a"], r["task_b"]): r for r in cross_task(pd.DataFrame(rows), originals)}
+    neg_syn = out[("negation", "synonym")]
+    assert neg_syn["n"] == 2  # owl left out: the two tasks hold it in different sentences
+    assert neg_syn["mean_a"] == pytest.approx(0.3) and neg_syn["mean_b"] == pytest.approx(0.1)
+    assert neg_syn["mean_diff"] == pytest.approx(0.2)
+    assert out[("negation", "question")]["n"] == 1 and out[("question", "synonym")]["mean_diff"] == pytest.approx(0.4)

@@ -229,3 +229,20 @@ def test_unknown_report_key_is_refused(tmp_path):
     assert proc.returncode != 0
     assert "report.neigbor_words" in proc.stderr + proc.stdout
     assert not (tmp_path / "report").exists()
+
+
+def test_contextual_cross_task_table_at_the_shown_layer():
+    from embcompare.report import ReportInputs, build_sections
+
+    rows = [{"model": "sbert_minilm", "task": t, "level": "token", "layer": ly, "measure": "AICV_ov", "n": 10,
+             "mean": 0.2, "std": 0.01} for t in ("negation", "synonym") for ly in ("-1", "input_table")]
+    cross = pd.DataFrame([{"model": "sbert_minilm", "level": "token", "layer": ly, "measure": ms,
+                           "task_a": "negation", "task_b": "synonym", "n": n, "mean_a": 0.3, "mean_b": 0.1,
+                           "mean_diff": 0.2} for ly, ms, n in [("-1", "AICV_ov", 7), ("input_table", "AICV_ov", 7),
+                                                              ("-1", "ACD", 7), ("-1", "AICV_ov", 0)]])
+    secs = build_sections(ReportInputs(contextual=pd.DataFrame(rows), contextual_cross=cross), [])
+    ctx = next(s for s in secs if s.title == "Contextual measures")
+    item = next(it for it in ctx.items if it.name == "contextual_cross_task")
+    assert "(anchor, original sentence) pairs both hold" in item.caption
+    assert item.table.count("<tr>") == 1 + 1  # header + the -1 layer's AICV_ov row with n > 0
+    assert "+0.2000" in item.table

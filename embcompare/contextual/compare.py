@@ -14,9 +14,11 @@ from typing import Sequence
 
 import numpy as np
 
-# (model, task, anchor, pos, sense, level, layer, measure, value): one per-anchor value
-ANCHOR_COLUMNS = ("model", "task", "anchor", "pos", "sense", "level", "layer", "measure", "value")
-RESULT_COLUMNS = ("model", "task", "level", "layer", "measure", "n", "mean", "std", "n_missing", "note")
+# (model, task, anchor, pos, sense, level, layer, measure, e_w, value): one per-anchor value;
+# e_w names the decontextualised form an ACD value used ('in_text', 'bare', 'lemma'), else ''
+ANCHOR_COLUMNS = ("model", "task", "anchor", "pos", "sense", "level", "layer", "measure", "e_w", "value")
+RESULT_COLUMNS = ("model", "task", "level", "layer", "measure", "e_w", "n", "mean", "std", "n_missing", "note")
+CROSS_TASK_COLUMNS = ("model", "level", "layer", "measure", "task_a", "task_b", "n", "mean_a", "mean_b", "mean_diff")
 COMPARISON_COLUMNS = ("task", "measure", "level", "model_a", "model_b", "layer_a", "layer_b", "n", "n_nonzero",
                       "statistic", "p_value", "p_holm", "effect_size", "mean_a", "mean_b")
 
@@ -70,11 +72,13 @@ def summarize(anchors, notes: dict | None = None) -> "list[dict]":
     task, level, layer and measure the number of anchors with a value, their mean and standard
     deviation (ddof = 1; 0 for a single anchor). ``notes`` maps (model, measure) to a note."""
     notes = notes or {}
+    if "e_w" not in anchors.columns:  # values without an ACD form column: none to name
+        anchors = anchors.assign(e_w="")
     rows = []
-    for (model, task, level, layer, measure), g in anchors.groupby(
-            ["model", "task", "level", "layer", "measure"], sort=True):
+    for (model, task, level, layer, measure, e_w), g in anchors.groupby(
+            ["model", "task", "level", "layer", "measure", "e_w"], sort=True):
         v = g["value"].to_numpy(dtype=np.float64)
-        rows.append({"model": model, "task": task, "level": level, "layer": layer, "measure": measure,
+        rows.append({"model": model, "task": task, "level": level, "layer": layer, "measure": measure, "e_w": e_w,
                      "n": int(len(v)), "mean": float(v.mean()) if len(v) else float("nan"),
                      "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n_missing": 0,
                      "note": notes.get((model, measure), "")})
@@ -115,4 +119,32 @@ def compare_models(anchors, layer_of: dict[tuple[str, str], str]) -> "list[dict]
         for r, ph in zip(family, holm([r["p_value"] for r in family])):
             r["p_holm"] = float(ph)
         rows += family
+    return rows
+
+
+def cross_task(anchors, originals: dict[tuple[str, str], str]) -> "list[dict]":
+    """Rows of cross_task.parquet: every pair of tasks compared on the (anchor, original
+    sentence) pairs both tasks share, per model, level, layer and measure.
+
+    Tasks differ in which anchors and originals they hold (a rule applies to some sentences
+    only), so a task's mean over its own records mixes task and sentence. Here task_a and
+    task_b are compared on the same anchors in the same original sentences: n is the number
+    of such pairs with a value in both, mean_a and mean_b their means, mean_diff = mean_a -
+    mean_b. ``originals[(task, anchor)]`` is the original sentence of that task's record.
+    """
+    rows = []
+    df = anchors.assign(original=[originals.get((t, a)) for t, a in zip(anchors["task"], anchors["anchor"])])
+    df = df[df["original"].notna()]
+    for (model, level, layer, measure), g in df.groupby(["model", "level", "layer", "measure"], sort=True):
+        per_task = {t: gt.set_index(["anchor", "original"])["value"] for t, gt in g.groupby("task", sort=True)}
+        for ta, tb in itertools.combinations(sorted(per_task), 2):
+            va, vb = per_task[ta], per_task[tb]
+            both = va.index.intersection(vb.index)
+            a = va.loc[both].to_numpy(np.float64)
+            b = vb.loc[both].to_numpy(np.float64)
+            n = int(len(both))
+            rows.append({"model": model, "level": level, "layer": layer, "measure": measure, "task_a": ta,
+                         "task_b": tb, "n": n, "mean_a": float(a.mean()) if n else float("nan"),
+                         "mean_b": float(b.mean()) if n else float("nan"),
+                         "mean_diff": float((a - b).mean()) if n else float("nan")})
     return rows

@@ -12,11 +12,20 @@ model's own pooling:
   applied to the last layer of that same pass;
 - other transformers: the mean of the model's configured layer over the sentence's real,
   non-special tokens (the ``cls`` pooling of a SimCSE-style config: the first token);
-- static models: the mean of the vectors of the sentence's tokens the model has; the anchor
-  has one vector whatever its sentence, so AICV = ACD = 0 by construction (no token vectors
-  are computed; the measures say so);
+- static models: the mean of the vectors of the sentence's tokens the model has; the anchor's
+  vector in a sentence is the vector of its surface form there ('dogs', 'ran'), the lemma's
+  when the model lacks the form (counted), so AICV and ACD are measured, not assumed;
 - everything else (embedding APIs, USE): the vector the model returns for the sentence; these
   give no token vectors, so AICV and ACD are not available.
+
+The decontextualised vector e_w of a transformer is pooled like the contextual one: the mean
+over the word's own tokens at the same layer, whatever the model's sentence pooling (a ``cls``
+config gets a vector per word, not the [CLS] of a one-word input). Its tokens are chosen by
+``E_W_FORMS``: ``in_text`` (default) tokenizes the word as it stands in running text (after a
+space: 'Ġdog' for byte-level BPE, '▁dog' for SentencePiece, 'dog' for WordPiece), so an
+unchanged mid-sentence anchor has ACD 0 at the input table; ``bare`` tokenizes the word alone
+('dog' for byte-level BPE). Either way only the word's tokens and the tokenizer's own special
+tokens are fed to the model.
 
 Models are loaded by ``embcompare.embedders.build_embedder``; the classes here wrap the loaded
 embedder and use its model and tokenizer objects.
@@ -34,6 +43,10 @@ from embcompare.embedders.transformer import pool, span_mask
 
 Layer = Union[int, str]  # a hidden-state index (0 = embeddings output, -1 = last) or "input_table"
 INPUT_TABLE = "input_table"
+E_W_FORMS = ("in_text", "bare")
+# What precedes the word when its in-text tokens are found: any one word does, since every
+# tokenizer here splits words at spaces before merging subwords.
+_CARRIER = "a "
 
 
 def layer_name(layer: Layer) -> str:
@@ -72,6 +85,31 @@ def anchor_mask(tokenizer: Any, texts: Sequence[str], spans: Sequence[tuple[int,
     return enc, mask, real
 
 
+def word_inputs(tokenizer: Any, words: Sequence[str], form: str) -> list[tuple[list[int], list[int]]]:
+    """Per word, (token ids fed to the model, positions of the word's own tokens in them).
+
+    The ids are the word's tokens as ``form`` gives them (E_W_FORMS) with the special tokens
+    the tokenizer puts around any text ([CLS] ... [SEP], <s>), nothing else: the in-text form
+    is cut out of a two-word text, so its leading-space or word-start token is the one a
+    sentence has. A word with no token of its own gets an empty position list.
+    """
+    if form not in E_W_FORMS:
+        raise ValueError(f"e_w form {form!r} is not one of {list(E_W_FORMS)}")
+    pre = _CARRIER if form == "in_text" else ""
+    texts = [pre + w for w in words]
+    spans = [(len(pre), len(pre) + len(w)) for w in words]
+    out = []
+    for s in range(0, len(texts), 512):
+        enc, mask, _ = anchor_mask(tokenizer, texts[s: s + 512], spans[s: s + 512])
+        for ids, m, sp, att in zip(enc["input_ids"], mask, enc["special_tokens_mask"], enc["attention_mask"]):
+            keep = [j for j in range(len(ids)) if att[j] and (m[j] or sp[j])]
+            own = [k for k, j in enumerate(keep) if m[j]]
+            if tokenizer.unk_token_id is not None and all(ids[keep[k]] == tokenizer.unk_token_id for k in own):
+                own = []  # only unknown tokens: no representation of its own (as embed() rules)
+            out.append(([int(ids[j]) for j in keep], own))
+    return out
+
+
 def _batches(texts: Sequence[str], batch_size: int) -> Iterator[np.ndarray]:
     # Similar lengths share a batch: little padding. Character length is a close enough proxy
     # for token length and needs no second tokenizer pass.
@@ -85,10 +123,13 @@ class _HiddenStateContext:
 
     kind = "transformer"
 
-    def __init__(self, embedder: Any, layers: Sequence[Layer], batch_size: int):
+    def __init__(self, embedder: Any, layers: Sequence[Layer], batch_size: int, e_w: str = "in_text"):
+        if e_w not in E_W_FORMS:
+            raise ValueError(f"e_w form {e_w!r} is not one of {list(E_W_FORMS)}")
         self.embedder = embedder
         self.layers = [layer_name(x) for x in layers]
         self.batch_size = int(batch_size)
+        self.e_w = e_w
 
     # -- set by subclasses -----------------------------------------------------------------------
     tokenizer: Any
@@ -141,18 +182,46 @@ class _HiddenStateContext:
             sent = np.zeros((0, self.dim), dtype=np.float32)
         return ContextVectors(tokens, n_tok, sent)
 
-    def _alone(self, words: Sequence[str], layer: str) -> tuple[list[str], np.ndarray]:
-        """The word alone as its own sentence, mean over its tokens at ``layer``."""
-        cv = self.encode([Sentence(w, (0, len(w))) for w in words])
-        found = cv.n_tokens > 0
-        return [w for w, f in zip(words, found) if f], cv.tokens[layer][found]
+    def decontextualised(self, words: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
+        """layer -> (words embedded, float32 vectors): e_w in the form ``self.e_w`` (E_W_FORMS),
+        the mean over the word's own tokens at each token layer, one forward pass per batch."""
+        import torch
+
+        words = list(words)
+        inputs = word_inputs(self.tokenizer, words, self.e_w)
+        vecs = {ly: np.zeros((len(words), self.dim), dtype=np.float32) for ly in self.layers}
+        found = np.array([bool(pos) for _, pos in inputs], dtype=bool)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        order = [i for i in np.argsort([len(ids) for ids, _ in inputs], kind="stable") if found[i]]
+        for s in range(0, len(order), self.batch_size):
+            idx = np.asarray(order[s: s + self.batch_size])
+            width = max(len(inputs[i][0]) for i in idx)
+            ids = np.full((len(idx), width), pad, dtype=np.int64)
+            att = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=bool)
+            for r, i in enumerate(idx):  # right padding, as the sentences have
+                n = len(inputs[i][0])
+                ids[r, :n], att[r, :n] = inputs[i][0], 1
+                mask[r, inputs[i][1]] = True
+            t_ids = torch.as_tensor(ids, device=self.device)
+            with torch.inference_mode():
+                hs = None
+                if any(ly != INPUT_TABLE for ly in self.layers):
+                    hs = self.model(input_ids=t_ids, attention_mask=torch.as_tensor(att, device=self.device),
+                                    output_hidden_states=True, return_dict=True).hidden_states
+                table = self.model.get_input_embeddings()(t_ids) if INPUT_TABLE in self.layers else None
+            for ly in self.layers:
+                h = table if ly == INPUT_TABLE else hs[int(ly)]
+                vecs[ly][idx] = pool(h.float().cpu().numpy(), mask, "mean")
+        kept = [w for w, f in zip(words, found) if f]
+        return {ly: (kept, v[found]) for ly, v in vecs.items()}
 
 
 class TransformerContext(_HiddenStateContext):
     """A ``TransformerEmbedder`` (decoder LLMs, encoders, GGUF files)."""
 
-    def __init__(self, embedder: Any, layers: Sequence[Layer], batch_size: int):
-        super().__init__(embedder, layers, batch_size)
+    def __init__(self, embedder: Any, layers: Sequence[Layer], batch_size: int, e_w: str = "in_text"):
+        super().__init__(embedder, layers, batch_size, e_w)
         self.tokenizer = embedder.tokenizer  # right padding, pad token set by the embedder
         self.model = embedder.model
         self.device = embedder.device
@@ -167,22 +236,13 @@ class TransformerContext(_HiddenStateContext):
         h = hidden_states[int(self.own_layer)].float().cpu().numpy()
         return pool(h, real, self.sentence_pooling)
 
-    def decontextualised(self, words: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
-        """layer -> (words embedded, float32 vectors): the embedder's own embed() (its template,
-        pooling and special tokens) at each layer."""
-        out = {}
-        for ly in self.layers:
-            e = self.embedder.embed(list(words), layer=ly if ly == INPUT_TABLE else int(ly))
-            out[ly] = (list(e.words), e.vectors)
-        return out
-
 
 class SentenceTransformerContext(_HiddenStateContext):
     """A ``SentenceTransformerEmbedder`` (SBERT, MiniLM): hidden states of its transformer,
     the sentence vector from its own pooling modules on the same pass."""
 
-    def __init__(self, embedder: Any, layers: Sequence[Layer], batch_size: int):
-        super().__init__(embedder, layers, batch_size)
+    def __init__(self, embedder: Any, layers: Sequence[Layer], batch_size: int, e_w: str = "in_text"):
+        super().__init__(embedder, layers, batch_size, e_w)
         st = embedder.model
         first = st[0]
         self.model = getattr(first, "auto_model", None) or getattr(first, "model", None)
@@ -205,18 +265,6 @@ class SentenceTransformerContext(_HiddenStateContext):
                 feats = m(feats)
         return feats["sentence_embedding"].float().cpu().numpy()
 
-    def decontextualised(self, words: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
-        """The embedder's own embed() (its pooling on the word alone) for the last layer; for
-        other layers, the mean over the word's tokens with the word alone."""
-        out = {}
-        for ly in self.layers:
-            if ly == self.own_layer:
-                e = self.embedder.embed(list(words))
-                out[ly] = (list(e.words), e.vectors)
-            else:
-                out[ly] = self._alone(words, ly)
-        return out
-
 
 _TOKEN = re.compile(r"\w+(?:[-']\w+)*|[^\w\s]")
 
@@ -227,26 +275,35 @@ def static_tokens(text: str) -> list[str]:
 
 
 class StaticContext:
-    """Static word vectors: a sentence is the mean of its tokens' vectors."""
+    """Static word vectors: a sentence is the mean of its tokens' vectors; the anchor's vector
+    is its surface form's (zero, n_tokens 0, where the model lacks the form: the caller falls
+    back to the lemma and counts it)."""
 
     kind = "static"
-    layers: list[str] = []
+    layers = ["static"]
     sentence_layer = "static"
+    e_w = "lemma"
 
     def __init__(self, embedder: Any, batch_size: int = 0):
         self.embedder = embedder
 
     def encode(self, sentences: Sequence[Sentence]) -> ContextVectors:
         toks = [static_tokens(s.text) for s in sentences]
-        vocab = sorted({t for ts in toks for t in ts})
+        surfaces = [s.text[s.span[0]: s.span[1]].lower() for s in sentences]
+        vocab = sorted({t for ts in toks for t in ts} | set(surfaces))
         e = self.embedder.embed(vocab)
         row = {w: i for i, w in enumerate(e.words)}
-        sent = np.zeros((len(sentences), self.embedder.dim), dtype=np.float32)
+        n = len(sentences)
+        sent = np.zeros((n, self.embedder.dim), dtype=np.float32)
+        anchor = np.zeros((n, self.embedder.dim), dtype=np.float32)
+        n_tok = np.zeros(n, dtype=np.int32)
         for i, ts in enumerate(toks):
             rows = [row[t] for t in ts if t in row]
             if rows:
                 sent[i] = e.vectors[rows].mean(axis=0)
-        return ContextVectors({}, np.zeros(len(sentences), dtype=np.int32), sent)
+            if surfaces[i] in row:
+                anchor[i], n_tok[i] = e.vectors[row[surfaces[i]]], 1
+        return ContextVectors({"static": anchor}, n_tok, sent)
 
     def decontextualised(self, words: Sequence[str]) -> dict[str, tuple[list[str], np.ndarray]]:
         e = self.embedder.embed(list(words))
@@ -259,6 +316,7 @@ class SentenceOnlyContext:
     kind = "sentence_only"
     layers: list[str] = []
     sentence_layer = "model"
+    e_w = ""
 
     def __init__(self, embedder: Any, batch_size: int = 0):
         self.embedder = embedder
@@ -282,13 +340,15 @@ class SentenceOnlyContext:
 ContextEncoder = Union[TransformerContext, SentenceTransformerContext, StaticContext, SentenceOnlyContext]
 
 
-def context_encoder(embedder: Any, layers: Sequence[Layer], batch_size: int = 64) -> ContextEncoder:
-    """The contextual encoder for a loaded embedder (from build_embedder), by its backend."""
+def context_encoder(embedder: Any, layers: Sequence[Layer], batch_size: int = 64,
+                    e_w: str = "in_text") -> ContextEncoder:
+    """The contextual encoder for a loaded embedder (from build_embedder), by its backend;
+    ``e_w`` is the decontextualised form of transformers (E_W_FORMS)."""
     backend = embedder.identity().get("backend")
     if backend == "transformers":
-        return TransformerContext(embedder, layers, batch_size)
+        return TransformerContext(embedder, layers, batch_size, e_w)
     if backend == "sentence_transformers":
-        return SentenceTransformerContext(embedder, layers, batch_size)
+        return SentenceTransformerContext(embedder, layers, batch_size, e_w)
     if backend in ("glove_npy", "keyed_vectors"):
         return StaticContext(embedder)
     return SentenceOnlyContext(embedder)

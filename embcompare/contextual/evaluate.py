@@ -1,5 +1,5 @@
-"""One model on one task: embed the task's sentences in context, then each anchor's AICV, ACD
-and SMV (embcompare.contextual.measures) at every layer the encoder gives."""
+"""One model on one task: embed the task's sentences in context, then each anchor's AICV,
+AICV_ov, ACD and SMV (embcompare.contextual.measures) at every layer the encoder gives."""
 from __future__ import annotations
 
 import time
@@ -9,10 +9,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from embcompare.contextual.embed import ContextVectors
-from embcompare.contextual.measures import acd, aicv, smv
+from embcompare.contextual.measures import acd, aicv, aicv_ov, smv
 from embcompare.contextual.tasks import Sentence, TaskRecord
 
-STATIC_NOTE = "0 by construction: a static model gives a word one vector in every sentence"
+STATIC_NOTE = ("the anchor's surface form in each sentence (the lemma's vector where the model lacks the "
+               "form); e_w = the lemma's vector")
 SENTENCE_ONLY_NOTE = "not available: the model gives sentence vectors only"
 
 
@@ -26,6 +27,7 @@ class TaskValues:
     seconds: float  # embedding time of those sentences
     not_located: int  # sentences in which the tokenizer did not find the anchor
     missing: list[str] = field(default_factory=list)  # anchors without a decontextualised vector
+    lemma_fallback: int = 0  # static models: sentences whose anchor form the model lacks (lemma used)
 
 
 def _key(s: Sentence) -> tuple[str, int, int]:
@@ -74,48 +76,56 @@ def embed_sentences(encoder: Any, sentences: Sequence[Sentence], cache: Sentence
 
 def measure_task(model: str, encoder: Any, records: Sequence[TaskRecord],
                  decontext: dict[str, dict[str, np.ndarray]], cache: SentenceCache | None = None) -> TaskValues:
-    """Per-anchor AICV and ACD (each token layer) and SMV of one model on one task's records.
+    """Per-anchor AICV, AICV_ov and ACD (each token layer) and SMV of one model on one task's
+    records.
 
     ``decontext[layer][word]`` is the decontextualised vector e_w at that layer (for static
-    models, layer 'static'). Rows: ANCHOR_COLUMNS of embcompare.contextual.compare.
+    models, layer 'static': the lemma's vector, also what a sentence whose anchor form the
+    model lacks falls back to). Rows: ANCHOR_COLUMNS of embcompare.contextual.compare; an ACD
+    row's ``e_w`` names the form of e_w it used (encoder.e_w).
     """
     sentences = [s for r in records for s in (r.original, *r.variants)]
     originals = {_key(r.original) for r in records}
     cv, n_emb, seconds = embed_sentences(encoder, sentences, cache, originals)
     rows: list[dict[str, Any]] = []
     missing: set[str] = set()
-    at = 0
-    kind = encoder.kind
+    at, fallback = 0, 0
+    static = encoder.kind == "static"
     for r in records:
         k = 1 + len(r.variants)
         sl = slice(at, at + k)
         at += k
-        base = {"model": model, "task": r.task, "anchor": r.anchor, "pos": r.pos, "sense": r.sense}
+        base = {"model": model, "task": r.task, "anchor": r.anchor, "pos": r.pos, "sense": r.sense, "e_w": ""}
         s = smv(cv.sentences[at - k], cv.sentences[at - k + 1: at])
         if s is not None:
             rows.append({**base, "level": "sentence", "layer": encoder.sentence_layer, "measure": "SMV", "value": s})
-        if kind == "static":
-            # One vector per word whatever the sentence: AICV = ACD = 0 for every anchor it has.
-            if r.anchor in decontext.get("static", {}):
-                for m in ("AICV", "ACD"):
-                    rows.append({**base, "level": "token", "layer": "static", "measure": m, "value": 0.0})
-            else:
-                missing.add(r.anchor)
-            continue
+        found = cv.n_tokens[sl] > 0
         for ly in encoder.layers:
-            E = cv.tokens[ly][sl][cv.n_tokens[sl] > 0]
-            v = aicv(E)
+            e_w = decontext.get(ly, {}).get(r.anchor)
+            T = cv.tokens[ly][sl]
+            if static:
+                if e_w is None:  # the model lacks the lemma: no e_w and nothing to fall back to
+                    missing.add(r.anchor)
+                    T = T * found[:, None]
+                else:
+                    fallback += int((~found).sum())
+                    T = np.where(found[:, None], T, e_w[None, :])
+            else:
+                T = T * found[:, None]  # not located: a zero row, left out by the measures
+            v = aicv(T)
             if v is not None:
                 rows.append({**base, "level": "token", "layer": ly, "measure": "AICV", "value": v})
-            e_w = decontext.get(ly, {}).get(r.anchor)
+            v = aicv_ov(T[0], T[1:])
+            if v is not None:
+                rows.append({**base, "level": "token", "layer": ly, "measure": "AICV_ov", "value": v})
             if e_w is None:
                 missing.add(r.anchor)
                 continue
-            v = acd(E, e_w)
+            v = acd(T, e_w)
             if v is not None:
-                rows.append({**base, "level": "token", "layer": ly, "measure": "ACD", "value": v})
-    return TaskValues(rows, len(records), n_emb, seconds, int((cv.n_tokens == 0).sum()) if encoder.layers else 0,
-                      sorted(missing))
+                rows.append({**base, "level": "token", "layer": ly, "measure": "ACD", "value": v, "e_w": encoder.e_w})
+    not_located = 0 if static or not encoder.layers else int((cv.n_tokens == 0).sum())
+    return TaskValues(rows, len(records), n_emb, seconds, not_located, sorted(missing), fallback)
 
 
 def decontextualised(encoder: Any, anchors: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:

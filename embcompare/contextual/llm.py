@@ -211,6 +211,40 @@ class ChatAPIClient:
                 raise
 
 
+def load_causal_lm(model: str, path: str | None = None, gguf_file: str | None = None,
+                   device: str = "auto") -> tuple[Any, Any, str]:
+    """(tokenizer, causal LM in eval mode, device) of a conf/model key with backend
+    transformers (its ``package`` / ``path`` / ``gguf_file`` or ``model_id``), or of a folder
+    ``path``; float32, a pad token set."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from embcompare.embedders.base import resolve_path
+    from embcompare.embedders.sentence import pick_device
+
+    if path:
+        folder, gguf = Path(os.path.expanduser(path)), gguf_file
+        if not folder.is_dir():
+            raise FileNotFoundError(f"causal model {model}: path {folder} is not a folder")
+    else:
+        from embcompare.models import load_model_config
+
+        mcfg = load_model_config(model)
+        if mcfg.get("backend") != "transformers":
+            raise ValueError(f"causal model {model}: conf/model/{model}.yaml is backend "
+                             f"{mcfg.get('backend')!r}; a causal language model needs backend transformers")
+        folder = resolve_path(mcfg, "path") if mcfg.get("path") else Path(mcfg["model_id"])
+        gguf = gguf_file or mcfg.get("gguf_file")
+    kw = {"gguf_file": gguf} if gguf else {}
+    dev = pick_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), **kw)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    lm = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, **kw)
+    lm.to(dev).eval()
+    return tokenizer, lm, dev
+
+
 class LocalChatClient:
     """A transformers causal LM with a chat template, greedy decoding, batches of prompts.
 
@@ -219,37 +253,12 @@ class LocalChatClient:
     """
 
     def __init__(self, cfg: LLMConfig):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        from embcompare.embedders.base import resolve_path
-        from embcompare.embedders.sentence import pick_device
-
         self.cfg = cfg
         self.name = cfg.model
-        if cfg.path:
-            folder, gguf = Path(os.path.expanduser(cfg.path)), cfg.gguf_file
-            if not folder.is_dir():
-                raise FileNotFoundError(f"chat model {self.name}: path {folder} is not a folder")
-        else:
-            from embcompare.models import load_model_config
-
-            mcfg = load_model_config(cfg.model)
-            if mcfg.get("backend") != "transformers":
-                raise ValueError(f"chat model {cfg.model}: conf/model/{cfg.model}.yaml is backend "
-                                 f"{mcfg.get('backend')!r}; a chat model needs backend transformers")
-            folder = resolve_path(mcfg, "path") if mcfg.get("path") else Path(mcfg["model_id"])
-            gguf = cfg.gguf_file or mcfg.get("gguf_file")
-        kw = {"gguf_file": gguf} if gguf else {}
-        self.device = pick_device(cfg.device)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder), **kw)
+        self.tokenizer, self.model, self.device = load_causal_lm(cfg.model, cfg.path, cfg.gguf_file, cfg.device)
         if self.tokenizer.chat_template is None:
-            raise ValueError(f"chat model {self.name}: the tokenizer in {folder} has no chat template")
+            raise ValueError(f"chat model {self.name}: its tokenizer has no chat template")
         self.tokenizer.padding_side = "left"  # generation continues from the right end
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32, **kw)
-        self.model.to(self.device).eval()
         self.requests = self.cached = 0
 
     def complete(self, prompts: Sequence[str]) -> list[str]:

@@ -3,7 +3,10 @@
 For a model, a task and an anchor word w, with contextual embeddings e_1..e_k of w in the
 task's sentences (the original and its variants) and the decontextualised embedding e_w:
 
-- AICV (anchor inter-contextual variance) = 1 - mean over pairs i < j of cos(e_i, e_j);
+- AICV (anchor inter-contextual variance) = 1 - mean over pairs i < j of cos(e_i, e_j), all
+  pairs of the task's sentences (the paper's);
+- AICV_ov = 1 - mean over the variants i of cos(e_original, e_i): the original-variant pairs,
+  the pairs SMV uses, so that token and sentence level compare the same pairs;
 - ACD (anchor contextual deviation) = mean over i of (1 - cos(e_i, e_w));
 - SMV (sentence meaning variance) = 1 - mean over (original, variant) pairs of the cosine
   between the two sentence embeddings.
@@ -16,8 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-MEASURES = ("AICV", "ACD", "SMV")
-LEVEL = {"AICV": "token", "ACD": "token", "SMV": "sentence"}
+MEASURES = ("AICV", "AICV_ov", "ACD", "SMV")
+LEVEL = {"AICV": "token", "AICV_ov": "token", "ACD": "token", "SMV": "sentence"}
 
 
 def unit_rows(X: np.ndarray) -> np.ndarray:
@@ -46,6 +49,12 @@ def aicv(E: np.ndarray) -> float | None:
     C = _cos(U @ U.T)
     iu = np.triu_indices(k, 1)
     return float(1.0 - C[iu].mean())
+
+
+def aicv_ov(original: np.ndarray, variants: np.ndarray) -> float | None:
+    """1 - mean over the variants of cos(e_original, e_variant): AICV over original-variant
+    pairs only; the same rule as smv (zero rows left out, None when nothing is left)."""
+    return smv(original, variants)
 
 
 def acd(E: np.ndarray, e_w: np.ndarray) -> float | None:

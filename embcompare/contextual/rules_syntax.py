@@ -23,6 +23,8 @@ SUBJECT_CASE = {"me": "I", "him": "he", "her": "she", "us": "we", "them": "they"
 OBJECT_CASE = {"i": "me", "he": "him", "she": "her", "we": "us", "they": "them", "who": "whom"}
 PLURAL_PRONOUNS = {"we", "they", "you", "these", "those", "us", "them"}
 FULL_MODAL = {"'ll": "will", "'d": "would", "ca": "can", "wo": "will", "sha": "shall"}
+# contracted auxiliaries written out before they move ("'s he a good doctor?")
+FULL_AUX = {"'re": "are", "'m": "am", "'ve": "have"}
 ADVERBIAL_PREPS = {"in", "at", "during", "after", "before", "since", "until", "throughout", "within",
                    "near", "inside", "outside", "despite", "without", "across", "under", "behind"}
 INTENSIFIERS = {"very", "so", "really", "quite", "extremely", "too", "rather", "pretty", "most"}
@@ -30,6 +32,10 @@ INTENSIFIERS = {"very", "so", "really", "quite", "extremely", "too", "rather", "
 ATTRIBUTIVE_ONLY = {"certain", "such", "whole", "entire", "main", "only", "former", "latter", "next", "last",
                     "first", "mere", "sheer", "chief", "principal", "utter", "total", "particular",
                     "several", "various", "same", "other", "own", "many", "few", "much", "little"}
+# A clause holding one of these is negative already (or reads so): negating it again makes a
+# double negative ('they did not feel no loyalty', 'he did not seldom suppress').
+NEGATIVE_WORDS = frozenset({"not", "n't", "never", "no", "nobody", "nothing", "none", "nowhere", "neither", "nor",
+                            "cannot", "seldom", "rarely", "hardly", "barely", "scarcely"})
 WH_WORDS = {"who", "whom", "what", "which", "that", "whose", "where", "when", "why", "how"}
 # Verbs that take an object but do not passivise ("a car is had by him").
 NO_PASSIVE = {"have", "be", "lack", "resemble", "cost", "weigh", "fit", "suit", "become", "get",
@@ -90,8 +96,44 @@ def _end_punct(doc) -> tuple[list, list]:
     return toks[:k], toks[k:]
 
 
+_GRADABLE_ENDINGS = ("ful", "ous", "able", "ible", "ish", "less", "ing")
+
+
+def gradable(adj: str) -> bool:
+    """Whether an adjective takes degrees ('how quiet', 'a very sturdy table'): it has a
+    comparative in lemminflect's dictionary (quieter, better) or an ending that grades
+    (beautiful, remarkable). Classifying adjectives ('digestive juices', 'a commemorative
+    plaque', 'social message') make odd exclamatives and odd relative clauses."""
+    from lemminflect import getInflection
+
+    a = adj.lower()
+    return bool(getInflection(a, "JJR", inflect_oov=False)) or a.endswith(_GRADABLE_ENDINGS)
+
+
+def is_negative(word: str) -> bool:
+    """A negator or negative adverb ('not', "didn't", 'never', 'seldom', ...)."""
+    w = word.lower().replace("’", "'")
+    return w in NEGATIVE_WORDS or w.endswith("n't")
+
+
+def full_form(aux) -> str:
+    """A contracted auxiliary or modal written out: 'll -> will, 's -> is / has, 'd -> would /
+    had, 're -> are; any other word as it is."""
+    w = aux.lower_.replace("’", "'")
+    if w == "'s":
+        return "has" if aux.lemma_ == "have" else "is"
+    if w == "'d":
+        return "had" if aux.lemma_ == "have" or aux.head.tag_ == "VBN" else "would"
+    return FULL_MODAL.get(w) or FULL_AUX.get(w) or aux.text
+
+
 def _is_question(doc) -> bool:
-    return doc[-1].text == "?" or doc[0].lower_ in WH_WORDS - {"that"}
+    # A wh-word opens a question only when a verb follows it at once ('what did he say',
+    # 'who came'); 'when he arrived, we left' is a statement.
+    if doc[-1].text == "?":
+        return True
+    return (len(doc) > 1 and doc[0].lower_ in WH_WORDS - {"that"}
+            and doc[1].tag_ in ("MD", *FINITE) and doc[1].pos_ in ("AUX", "VERB"))
 
 
 def _subject_first(cl: Clause) -> None:
@@ -111,13 +153,13 @@ def negate(doc, subs: dict[int, str] | None = None, contract: bool = False) -> t
     if _is_question(doc):
         raise Skip("question")
     cl = main_clause(doc)
-    if cl.neg is not None:
-        raise Skip("already negative")
+    if cl.neg is not None or any(is_negative(t.text) for t in doc):
+        raise Skip("already negative or a negative word")
     body, end = _end_punct(doc)
     aux = cl.finite_aux
     root = cl.root
     if aux is not None:
-        word = match_case(FULL_MODAL.get(aux.lower_, aux.text), aux.text)
+        word = match_case(full_form(aux), aux.text)
         at, kind = aux, "modal" if aux.tag_ == "MD" else "auxiliary"
     elif root.lemma_ == "be" and root.tag_ in FINITE:
         at, word, kind = root, root.text, "copula"
@@ -174,16 +216,21 @@ def question(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]
     aux = cl.finite_aux
     root = cl.root
     if aux is not None:
-        front, kind = [(aux.i, FULL_MODAL.get(aux.lower_, aux.text))], "inversion"
+        front, kind = [(aux.i, full_form(aux))], "inversion"
         moved = {aux.i}
     elif root.lemma_ == "be" and root.tag_ in FINITE:
-        front, kind = [(root.i, root.text)], "copula"
+        front, kind = [(root.i, full_form(root))], "copula"
         moved = {root.i}
     elif root.tag_ in FINITE:
         front, kind = [(None, DO_FORM[root.tag_])], "do-support"
         moved = set()
     else:
         raise Skip("no finite verb")
+    if cl.neg is not None and cl.neg.lower_ == "n't":
+        # "he doesn't know" -> "doesn't he know?": the contracted negation moves with its verb
+        front = [(i, w + "n't" if w.lower() not in ("can", "will") else {"can": "can't", "will": "won't"}[w.lower()])
+                 for i, w in front] if front[0][0] is not None else front
+        moved.add(cl.neg.i)
     pieces = list(front)
     for t in body:
         if t.i in moved or (t.is_punct and t.i < start):
@@ -194,53 +241,96 @@ def question(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]
 
 
 # ---------------------------------------------------------------- exclamation
+# Adverbs a 'how' exclamative can front besides -ly manner adverbs ('How fast he ran!').
+DEGREE_ADVERBS = {"well", "fast", "hard", "early", "late", "often", "far", "high", "long", "soon", "badly"}
+
+
 def exclamations(doc, subs: dict[int, str] | None = None) -> list[tuple[list[Piece], str]]:
-    """Exclamatory variants: 'how ADJ S V!' / 'what a ... S V!' where the predicate allows,
-    then the sentence with '!' and with a leading interjection."""
+    """Wh-exclamatives built from the parse of the main clause: 'How quiet the room was!' (an
+    adjective predicate), 'How quickly he ran!' (a final manner adverb), 'What a long night it
+    was!' / 'What good friends they were!' (a final object or predicate noun phrase with 'a' or
+    a plural with an adjective). The sentence with only a '!' is added as one variant of
+    several, never alone: a sentence with no exclamative form is skipped."""
     subs = subs or {}
     if _is_question(doc):
         raise Skip("question")
     body, _ = _end_punct(doc)
-    out = []
     try:
         cl = main_clause(doc)
+    except Skip as e:
+        if str(e) != "no verb (fragment)":
+            raise
+        made = _what_fragment(doc, body, subs)
+    else:
         _subject_first(cl)
-        out.append(_how_what(doc, cl, body, subs))
-    except Skip:
-        pass
+        made = _how_what(doc, cl, body, subs)
     plain = [(t.i, text_of(t, subs)) for t in body]
-    out.append((plain + [(None, "!")], "exclamation/mark"))
-    wow = [(None, "wow"), (None, ",")] + plain + [(None, "!")]
-    out.append((fix_sentence_case(doc, wow), "exclamation/interjection"))
-    return out
+    return [made, (plain + [(None, "!")], "exclamation/mark")]
+
+
+def _what_fragment(doc, body, subs) -> tuple[list[Piece], str]:
+    """A noun phrase alone: 'a remarkable sight' -> 'What a remarkable sight!', 'good friends'
+    -> 'What good friends!' (an adjective before the head; no verb anywhere)."""
+    roots = [t for t in doc if t.dep_ == "ROOT"]
+    if len(roots) != 1 or roots[0].pos_ != "NOUN" or any(t.pos_ in ("VERB", "AUX") for t in doc):
+        raise Skip("no exclamative form (fragment that is not a noun phrase)")
+    head, first = roots[0], body[0] if body else None
+    if first is None or not any(c.dep_ == "amod" and c.i < head.i and gradable(c.text) for c in head.children) or any(
+            is_negative(t.text) for t in doc):
+        raise Skip("no exclamative form (noun phrase without a gradable adjective)")
+    if first.lower_ in ("a", "an") and head.tag_ == "NN":
+        pass
+    elif head.tag_ == "NNS" and first.dep_ == "amod" and first.head.i == head.i:
+        pass
+    else:
+        raise Skip("no exclamative form (noun phrase not 'a ADJ noun' or 'ADJ nouns')")
+    pieces = [(None, "what")] + [(t.i, text_of(t, subs)) for t in body] + [(None, "!")]
+    return fix_articles(fix_sentence_case(doc, pieces)), "exclamation/what"
 
 
 def _how_what(doc, cl: Clause, body, subs) -> tuple[list[Piece], str]:
-    if cl.neg is not None:
-        raise Skip("negative")
+    if cl.neg is not None or any(is_negative(t.text) for t in doc):
+        raise Skip("negative")  # 'How not quiet the room was!' is not English
     last = body[-1].i if body else -1
+    s0 = min(w.i for w in cl.subj.subtree)
+    if any(t.i < s0 and not t.is_punct for t in body):
+        raise Skip("words before the subject")
     for c in cl.root.children:
         if c.i <= cl.root.i:
             continue
         sub = list(c.subtree)
         if sub[-1].i != last:
             continue
-        if c.dep_ == "acomp" and c.pos_ == "ADJ" and all(w.i == c.i or w.dep_ == "advmod" for w in sub):
+        first = sub[0].lower_
+        if (c.dep_ == "acomp" and c.pos_ == "ADJ" and gradable(c.text)
+                and all(w.i == c.i or w.dep_ == "advmod" for w in sub)):
             word = "how"
-        elif c.dep_ in ("attr", "dobj") and sub[0].lower_ in ("a", "an") and any(
-                w.dep_ == "amod" for w in sub):
+        elif (c.dep_ == "advmod" and c.tag_ == "RB" and len(sub) <= 2 and all(w.i == c.i or w.dep_ == "advmod" for w in sub)
+              and (c.lower_.endswith("ly") or c.lower_ in DEGREE_ADVERBS) and c.lower_ not in INTENSIFIERS):
+            word = "how"
+        elif c.dep_ in ("attr", "dobj") and c.pos_ == "NOUN" and (
+                (first in ("a", "an") and sub[0].head.i == c.i)
+                or (c.tag_ == "NNS" and sub[0].dep_ == "amod" and sub[0].head.i == c.i)):
+            if any(w.pos_ in ("VERB", "AUX") or w.dep_ in ("relcl", "acl", "prep") for w in sub):
+                continue  # 'What a man who ... he was!' reads badly; keep the phrase short
+            amods = [w for w in sub if w.dep_ == "amod"]
+            if amods and not any(gradable(w.text) for w in amods):
+                continue  # 'What a nudist colony it was!'
             word = "what"
         else:
             continue
-        pre = [t for t in body if t.i < sub[0].i and t.i >= min(w.i for w in cl.subj.subtree)]
-        if any(t.i < min(w.i for w in cl.subj.subtree) and not t.is_punct for t in body):
-            raise Skip("words before the subject")
+        pre = [t for t in body if s0 <= t.i < sub[0].i]
+        if any(t.i > cl.root.i for t in pre):
+            continue  # 'how incredible the plot is simply!': words between verb and predicate
         if word == "how":  # 'how very quiet' is not English: intensifiers go
             sub = [w for w in sub if w.i == c.i or w.lower_ not in INTENSIFIERS]
+        # a contraction cannot end the clause ('What a genius he's!'): written out
         pieces = [(None, word)] + [(w.i, text_of(w, subs)) for w in sub] + \
-                 [(t.i, text_of(t, subs)) for t in pre] + [(None, "!")]
-        return fix_sentence_case(doc, pieces), f"exclamation/{word}"
-    raise Skip("no adjective or 'a ADJ noun' predicate at the end")
+                 [(t.i, full_form(t) if t.text.startswith(("'", "’")) and t.pos_ in ("AUX", "VERB")
+                   else text_of(t, subs)) for t in pre] + \
+                 [(None, "!")]
+        return fix_articles(fix_sentence_case(doc, pieces)), f"exclamation/{word}"
+    raise Skip("no exclamative form (adjective, manner adverb or 'a ... noun' at the end)")
 
 
 # ---------------------------------------------------------------- passive
@@ -249,7 +339,13 @@ def _plural(np_head) -> bool:
         return True
     if any(c.dep_ == "conj" for c in np_head.children):
         return True
-    return np_head.tag_ in ("NNS", "NNPS") or "Plur" in np_head.morph.get("Number")
+    if np_head.tag_ in ("NNS", "NNPS") or "Plur" in np_head.morph.get("Number"):
+        return True
+    # the small parser tags some plurals NN ('my nephews'): lemminflect's lemma tells
+    from lemminflect import getLemma
+
+    w = np_head.lower_
+    return np_head.pos_ == "NOUN" and w.endswith("s") and getLemma(w, "NOUN")[0].lower() != w
 
 
 def _be(tense: str, subj_head) -> str:
@@ -413,7 +509,7 @@ def adjective_to_relative(doc, subs: dict[int, str] | None = None) -> tuple[list
     for adj in doc:
         if adj.dep_ != "amod" or adj.tag_ != "JJ" or adj.i > adj.head.i or adj.head.pos_ not in ("NOUN", "PROPN"):
             continue
-        if adj.is_stop or not adj.is_alpha or adj.lower_ in ATTRIBUTIVE_ONLY:
+        if adj.is_stop or not adj.is_alpha or adj.lower_ in ATTRIBUTIVE_ONLY or not gradable(adj.text):
             continue  # 'times that were several', 'the reason that is main' are not English
         noun = adj.head
         if any(w.dep_ in ("compound", "amod", "nmod") and adj.i < w.i < noun.i for w in doc):

@@ -14,6 +14,24 @@ from embcompare.contextual.tasks import TASKS
 LayerSpec = Union[int, Literal["input_table"]]
 
 
+class GateSection(Section):
+    """The acceptability gate on generated variants (embcompare.contextual.gate)."""
+    model: Optional[str] = "smollm2_135m"  # a conf/model key, backend transformers; null: no gate
+    max_nll_increase: float = Field(1.5, gt=0)  # nats per token a variant may lose against its original
+    batch_size: int = Field(32, ge=1)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: Optional[str]) -> Optional[str]:
+        if v is None:
+            return v
+        from embcompare.models import available_models
+
+        if v not in available_models():
+            raise ValueError(f"unknown model {v!r}; known models: {', '.join(available_models())}")
+        return v
+
+
 class ContextualSection(Section):
     generator: Literal["rules", "llm"] = "rules"
     anchors: int = Field(1200, ge=1)
@@ -23,10 +41,14 @@ class ContextualSection(Section):
     tasks: list[Literal[TASKS]] = list(TASKS)  # type: ignore[valid-type]
     layer: list[LayerSpec] = [-1, "input_table"]
     compare_layer: LayerSpec = -1
+    # e_w of transformers: the word as in running text (leading space / word-start marker) or
+    # alone; either way the mean over its own tokens (embcompare.contextual.embed)
+    e_w: Literal["in_text", "bare"] = "in_text"
     batch_size: int = Field(64, ge=1)
     # generator B: which model writes the variants (embcompare.contextual.llm); by default the
     # packaged SmolLM2 GGUF, so that generator=llm runs offline (its output is poor)
     llm: LLMConfig = LLMConfig(backend="transformers", model="smollm2_135m")
+    gate: GateSection = GateSection()
 
     @field_validator("tasks")
     @classmethod

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Sequence
 
 from embcompare import store
@@ -48,29 +49,39 @@ class TaskRecord:
     variant_senses: tuple[str, ...] = ()  # polysemy: the sense of each variant
 
 
-def _common_prefix(a: str, b: str) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
+_OOV_UPOS = ("NOUN", "VERB", "ADJ")
+
+
+@lru_cache(maxsize=65536)
+def inflections(lemma: str) -> frozenset[str]:
+    """The lemma and every inflected form of it (lemminflect, all parts of speech), lower case;
+    for a word lemminflect does not know, its regular forms (glorp: glorps, glorped, ...)."""
+    from lemminflect import getAllInflections, getAllInflectionsOOV
+
+    l = lemma.lower()
+    table = getAllInflections(l)
+    if not table:
+        table = {}
+        for upos in _OOV_UPOS:
+            table.update({f"{upos}:{k}": v for k, v in getAllInflectionsOOV(l, upos).items()})
+    return frozenset({l} | {f.lower() for fs in table.values() for f in fs})
 
 
 def _word_matches(surface: str, lemma: str) -> bool:
-    # Loose on purpose: inflection (bank/banks, run/ran, good/better) and case. Regular forms
-    # share a stem; irregular ones are looked up in lemminflect's tables.
+    # Exact forms only, never a prefix ('artist' is not 'art', 'us' is not 'use'); case is
+    # free. A surface lemminflect lemmatises to the lemma counts too (irregular plurals it
+    # knows only from that side).
+    from lemminflect import getAllLemmas
+
     s, l = surface.lower(), lemma.lower()
-    if s.startswith(l) or (len(l) > 2 and l[-1] in "ey" and s.startswith(l[:-1])):
+    if s in inflections(l):
         return True
-    from lemminflect import getAllInflections, getAllLemmas
-    forms = {f.lower() for fs in getAllInflections(l).values() for f in fs}
-    lemmas = {x.lower() for ls in getAllLemmas(s).values() for x in ls}
-    return s in forms or l in lemmas
+    return any(l == x.lower() for ls in getAllLemmas(s).values() for x in ls)
 
 
 def surface_matches(surface: str, anchor: str) -> bool:
-    """Whether ``surface`` is a form of ``anchor`` (case, inflection; word by word)."""
+    """Whether ``surface`` is the anchor or one of its inflections (case free; word by word for
+    a multi-word anchor); never a prefix match."""
     sw = surface.replace("-", " ").split()
     aw = anchor.replace("_", " ").replace("-", " ").split()
     return len(sw) == len(aw) and all(_word_matches(s, a) for s, a in zip(sw, aw))

@@ -32,6 +32,7 @@ class ReportInputs:
     contextual_comparisons: pd.DataFrame | None = None
     agreement: pd.DataFrame | None = None      # agreement/pairs.parquet
     anisotropy: pd.DataFrame | None = None     # agreement/anisotropy.parquet
+    contextual_cross: pd.DataFrame | None = None  # contextual/cross_task.parquet
     absent: dict[str, str] = field(default_factory=dict)
     runs: dict[str, dict] = field(default_factory=dict)      # stage -> its commit's run (id, time)
     earlier: list[str] = field(default_factory=list)          # results left out: from an earlier run, why
@@ -351,6 +352,19 @@ def contextual_section(inputs: ReportInputs) -> Section:
     s.items.append(Item("contextual", cap, figure=F.contextual_measures(c)))
     s.items.append(Item("contextual_table", "The numbers (contextual/results.parquet).",
                         table=html_table(table[table_cols], {"mean": ".4f", "std": ".4f"})))
+    x = inputs.contextual_cross
+    if x is not None and not x.empty and "layer" in c.columns:
+        # tasks compared on the same (anchor, original) pairs, at the layer the figure shows
+        x = x[x["measure"].isin(["AICV_ov", "SMV"]) & (x["n"] > 0)]
+        x = x[[chosen.get((m, lv)) == str(ly) for m, lv, ly in zip(x["model"], x["level"], x["layer"])]]
+        if not x.empty:
+            s.items.append(Item("contextual_cross_task",
+                                "Tasks compared on the (anchor, original sentence) pairs both hold "
+                                "(contextual/cross_task.parquet): n pairs, the two means and their difference; "
+                                "AICV_ov and SMV use the same original-variant pairs.",
+                                table=html_table(x[["model", "measure", "layer", "task_a", "task_b", "n", "mean_a",
+                                                    "mean_b", "mean_diff"]],
+                                                 {"mean_a": ".4f", "mean_b": ".4f", "mean_diff": "+.4f"})))
     return s
 
 
