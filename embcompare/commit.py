@@ -66,8 +66,15 @@ def new_run_id() -> str:
     return f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def config_digest(cfg: Any) -> str:
-    """sha256 of a stage's resolved config (an OmegaConf config or plain data)."""
+# Settings that say where and how fast a stage runs, never what it computes: a rerun with other
+# ones (more workers, a cluster address, a copied out_dir) is the same result.
+NOT_RESULTS = ("ray", "workers", "out_dir")
+
+
+def config_digest(cfg: Any, code: str | None = None) -> str:
+    """sha256 of a stage's resolved config (an OmegaConf config or plain data) less NOT_RESULTS,
+    and of ``code``: the version of code whose output the config alone does not pin (the
+    contextual generator's rules)."""
     try:
         from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -75,14 +82,83 @@ def config_digest(cfg: Any) -> str:
             cfg = OmegaConf.to_container(cfg, resolve=True)
     except ImportError:  # pragma: no cover - omegaconf is a dependency
         pass
+    if isinstance(cfg, dict):
+        cfg = {k: v for k, v in cfg.items() if k not in NOT_RESULTS}
+    if code is not None:
+        cfg = {"config": cfg, "code": code}
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def model_config_keys(models: Sequence[str]) -> dict[str, str | None]:
+    """sha256 of each model's config (conf/model/<name>.yaml, as loaded): what a stage that loads
+    the models itself (contextual) read, in place of stored embeddings."""
+    from .models import load_model_config
+
+    out: dict[str, str | None] = {}
+    for m in models:
+        try:
+            out[m] = config_digest(load_model_config(m))
+        except Exception:  # noqa: BLE001 - an unloadable model vouches for nothing; its stage says why
+            out[m] = None
+    return out
+
+
+def stage_inputs(out_dir: str, stage: str, models: Sequence[str]) -> dict[str, str | None]:
+    """What ``stage``'s results depend on besides its config, per model: the embeddings key for
+    the stages that read the stored embeddings, the model config for the contextual stage (it
+    loads each model and embeds sentences, never the stored vocabulary)."""
+    if stage == "contextual":
+        return model_config_keys(models)
+    return embeddings_keys(out_dir, models)
+
+
+def _manifest(out_dir: str, name: str) -> dict | None:
+    path = store.join(out_dir, "embeddings", name, "manifest.json")
+    try:
+        return store.read_json(path) if store.exists(path) else None
+    except (ValueError, OSError):
+        return None
+
+
+def variant_problem(out_dir: str, name: str) -> str | None:
+    """Why the stored variant ``name`` no longer belongs to its model's stored embeddings (a
+    transform fitted on an earlier raw store, a layer store of an earlier extraction), with the
+    command that remakes it; None when it does, or when ``name`` is no variant or has no store
+    (the reader says so)."""
+    from .variants import VariantError, extract_command, parse
+
+    try:
+        v = parse(name)
+    except VariantError:
+        return None
+    mine = _manifest(out_dir, name)
+    if mine is None or (v.layer is None and not v.transform):
+        return None
+    fix = f"; remake it: `{extract_command(name, out_dir)}`"
+    if v.transform:
+        raw = _manifest(out_dir, v.raw)
+        if raw is None or raw.get("key") != (mine.get("transform") or {}).get("fitted_on_key"):
+            return f"{name} was fitted on other embeddings of {v.raw} than the stored ones{fix}"
+        return variant_problem(out_dir, v.raw)
+
+    def pass_of(m: dict) -> tuple:  # the extraction pass: identity but the layer, and vocabulary
+        return ({k: x for k, x in (m.get("identity") or {}).items() if k != "layer"}, (m.get("vocab") or {}).get("sha256"))
+
+    base = _manifest(out_dir, v.base)
+    if base is None or pass_of(base) != pass_of(mine):
+        return f"{name} is from another extraction of {v.base} than the stored one{fix}"
+    return None
+
+
 def embeddings_keys(out_dir: str, models: Sequence[str]) -> dict[str, str | None]:
-    """Each model's embeddings key (its manifest.json's ``key``; None when it has no manifest):
-    what a stage read, recorded in its commit."""
+    """Each model's embeddings key (its manifest.json's ``key``; None when it has no manifest, or
+    when it is a variant that no longer belongs to its model's store: variant_problem): what a
+    stage read, recorded in its commit."""
     keys: dict[str, str | None] = {}
     for m in models:
+        if variant_problem(out_dir, m):
+            keys[m] = None
+            continue
         path = store.join(out_dir, "embeddings", m, "manifest.json")
         try:
             keys[m] = store.read_json(path).get("key") if store.exists(path) else None
@@ -102,6 +178,17 @@ def jsonable(x: Any) -> Any:
     if x is None or isinstance(x, (str, int, bool)):
         return x
     return str(x)
+
+
+def committed_files(out_dir: str, stage: str, under: str) -> dict[str, dict]:
+    """{file name: {size, sha256}} of the files under ``under`` (relative to out_dir) that the
+    stage's latest commit lists; empty without a readable commit."""
+    try:
+        rec = read(out_dir, stage)
+    except DamagedCommit:
+        return {}
+    prefix = under.rstrip("/") + "/"
+    return {r[len(prefix):]: e for r, e in (rec or {}).get("files", {}).items() if r.startswith(prefix)}
 
 
 def upstream_runs(out_dir: str, stage: str) -> dict[str, str | None]:
@@ -151,20 +238,22 @@ def relative(out_dir: str, path: str) -> str:
 
 def write(out_dir: str, stage: str, files: Sequence[str], *, config: Any = None,
           inputs: Mapping[str, str | None] | None = None, sweep: Sequence[str] = (),
-          extra: Mapping[str, Any] | None = None) -> dict:
+          extra: Mapping[str, Any] | None = None, upstream: Mapping[str, str | None] | None = None) -> dict:
     """Commit ``stage``: hash ``files`` (paths under ``out_dir``, as store.join makes them), write the
     record last, then remove the files under the ``sweep`` folders (relative to out_dir) that
     the record does not list: an earlier run's leftovers (a dropped model's tables, an
     interrupted run's files). Dot-folders in them (resume caches with keys of their own) are
     kept. ``config`` is the stage's config (or its digest); ``inputs`` maps each model read to
-    its embeddings key; ``extra`` (headline numbers, seconds) is stored as is. Returns the record."""
+    its embeddings key; ``extra`` (headline numbers, seconds) is stored as is; ``upstream`` is the
+    run id of each UPSTREAM stage whose files the stage read (default: the ones committed now).
+    Returns the record."""
     if stage in os.environ.get(FAULT_ENV, "").split(","):
         os._exit(17)
     rels = sorted(dict.fromkeys(relative(out_dir, f) for f in files))
     digests = _digests(out_dir, rels)
     rec = {"format": FORMAT, "stage": stage, "run": run_identity(),
            "config": config if isinstance(config, str) or config is None else config_digest(config),
-           "inputs": dict(inputs or {}), "upstream": upstream_runs(out_dir, stage),
+           "inputs": dict(inputs or {}), "upstream": dict(upstream_runs(out_dir, stage) if upstream is None else upstream),
            "files": {r: {"size": s, "sha256": h} for r, (s, h) in zip(rels, digests)},
            **({"extra": jsonable(dict(extra))} if extra else {})}
     store.write_bytes(record_path(out_dir, stage), (json.dumps(rec, indent=2, sort_keys=True, default=str)

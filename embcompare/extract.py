@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -62,9 +62,14 @@ def plan_shards(words: Sequence[str], shard_size: int) -> list[Shard]:
             for s in range(0, len(words), shard_size)]
 
 
-def pending_shards(model_dir: str | os.PathLike, shards: Sequence[Shard], key: str) -> list[Shard]:
-    """Shards still to do. Removes temporary files, and shards of another key or another
-    sharding (they would otherwise be mixed into this run's store)."""
+def pending_shards(model_dir: str | os.PathLike, shards: Sequence[Shard], key: str,
+                   committed: Mapping[str, Mapping[str, Any]] | None = None) -> list[Shard]:
+    """Shards still to do. Removes temporary files, shards of another key or another sharding
+    (they would otherwise be mixed into this run's store), and damaged shards: a footer that
+    cannot be read, or (``committed``: shard name -> the size and sha256 the last extraction
+    commit recorded) bytes changed since that commit, which a footer alone cannot show."""
+    from .commit import file_digest
+
     store.clear_temporary(model_dir)
     wanted = {s.name: s for s in shards}
     done = set()
@@ -72,14 +77,19 @@ def pending_shards(model_dir: str | os.PathLike, shards: Sequence[Shard], key: s
     for p in store.list_files(model_dir, "part-*.parquet"):
         name = os.path.basename(p)
         got = store.shard_info(p)[0] if name in wanted else None
+        if got == key and name in (committed or {}):
+            size, sha = file_digest(p)
+            if (size, sha) != (committed[name]["size"], committed[name]["sha256"]):
+                damaged.append((p, "changed since its commit (size or sha256)"))
+                continue
         if got == key:
             done.add(name)
         elif name in wanted and store.unreadable(p):
-            damaged.append(p)
+            damaged.append((p, "its Parquet footer cannot be read"))
         else:
             stale.append(p)
-    for p in damaged:
-        log.warning("%s: damaged (its Parquet footer cannot be read); embedding its rows again", os.fspath(p))
+    for p, why in damaged:
+        log.warning("%s: damaged (%s); embedding its rows again", os.fspath(p), why)
         store.remove(p)
     if stale:
         log.info("%s: removing %d shard(s) of another config or sharding (e.g. %s)", os.fspath(model_dir),

@@ -67,7 +67,7 @@ def load_model_config(key: str, conf_dir: str | os.PathLike = DEFAULT_CONF_DIR) 
         if cfg["backend"] != "transformers":
             raise ModelConfigError(f"{key}: model {v.base} ({cfg['backend']}) has no layers to choose; only "
                                    f"transformers models take @layer")
-        return {**cfg, "layer": v.layer, "layers": None}
+        return {**cfg, "name": key, "layer": v.layer, "layers": None}
 
     path = Path(conf_dir) / "model" / f"{key}.yaml"
     if not path.is_file():

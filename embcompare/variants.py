@@ -92,6 +92,16 @@ def resolve_layers(layers: Sequence[int] | str, n_hidden: int, name: str) -> lis
     return sorted(out)
 
 
+def extract_command(name: str, out_dir: str) -> str:
+    """The command that (re)makes the store of ``name``, a model or a variant of one."""
+    try:
+        v = parse(name)
+    except VariantError:
+        return f"python jobs/extract.py model={name} out_dir={out_dir}"
+    return (f"python jobs/extract.py model={v.base}"
+            + (f" 'extract.variants=[{name}]'" if v.layer is not None or v.transform else "") + f" out_dir={out_dir}")
+
+
 def stored_hint(name: str, stored: Iterable[str], out_dir: str) -> str:
     """What to say when variant ``name`` has no store: the stored variants of its model (the
     layers and transforms there are to choose from), or how to make it."""
@@ -100,8 +110,7 @@ def stored_hint(name: str, stored: Iterable[str], out_dir: str) -> str:
     except VariantError as e:
         return str(e)
     have = sorted(n for n in stored if _base_or_none(n) == v.base)
-    how = (f"make it with `python jobs/extract.py model={v.base}"
-           + (f" 'extract.variants=[{name}]'" if v.layer is not None or v.transform else "") + f" out_dir={out_dir}`")
+    how = f"make it with `{extract_command(name, out_dir)}`"
     return (f"stored variants of {v.base}: {', '.join(have)}; or {how}" if have else how)
 
 

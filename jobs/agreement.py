@@ -69,7 +69,8 @@ def read_similarity(out_dir: str, models: list[str], ks: list[int]) -> dict[str,
         if cur.path("similarity/correlations.parquet") is None:
             raise FileNotFoundError(f"no committed {path}; {rerun}")
         correlations = store.read_table(path).to_pylist()
-    return {"summaries": summaries, "groups": groups, "neighbours": neighbours, "correlations": correlations}
+    return {"summaries": summaries, "groups": groups, "neighbours": neighbours, "correlations": correlations,
+            "run": cur.run.get("id")}
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
@@ -142,7 +143,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     # Last: the commit makes these files the stage's results (and sweeps an earlier run's); it
     # records the similarity run it read, so a new similarity run makes these stale.
     commit.write(c.out_dir, "agreement", written, config=cfg, inputs=read_keys, sweep=["agreement"],
-                 extra={"headline": headline, "seconds": seconds})
+                 extra={"headline": headline, "seconds": seconds}, upstream={"similarity": sim["run"]})
     log.info("agreement done in %.1f s -> %s", seconds, out)
     return headline
 

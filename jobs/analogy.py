@@ -95,6 +95,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 raise FileNotFoundError(f"model {m}: no embeddings in {store.join(job.out_dir, 'embeddings', m)}; "
                                         + stored_hint(m, store.list_folders(store.join(job.out_dir, "embeddings")),
                                                     job.out_dir))
+            stale = commit.variant_problem(job.out_dir, m)
+            if stale:
+                raise ValueError(f"model {m}: {stale}")
         load_sections(job.analogy.datasets)  # a malformed file fails here, naming file and line
         for d in job.wordsim.datasets:
             load_word_pairs(d)

@@ -345,6 +345,15 @@ def collect(cfg: ContextualConfig, model_cfgs: dict, by_task: dict) -> dict[str,
     return {"results": results, "comparisons": comparisons, "kinds": kinds, "totals": totals, "cross_task": cross}
 
 
+def code_version(cfg: DictConfig) -> str:
+    """The version of the code behind this stage's results that its config does not pin: the
+    sentence generator's rules and the parts' measures (part of the stage's commit, so the
+    pipeline reruns the stage after either changes)."""
+    from embcompare.contextual.rules import generator_version
+
+    return f"{generator_version(cfg.contextual.generator)}/{PART_VERSION}"
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
     """The contextual stage; returns its headline numbers. Raises ConfigError before any work
     on a bad config."""
@@ -360,7 +369,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         raise ConfigError(str(e)) from None
     store.check_writable(settings.out_dir)
     t0 = time.time()
-    read_keys = commit.embeddings_keys(settings.out_dir, settings.models)  # the identities it checks, for its commit
+    read_keys = commit.stage_inputs(settings.out_dir, "contextual", settings.models)  # the models' configs
     records, tasks_sha, report = load_or_generate_tasks(settings.out_dir, c)
     by_task = {t: [r for r in records if r.task == t] for t in c.tasks}
     empty = [t for t, rs in by_task.items() if not rs]
@@ -382,7 +391,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     written = [store.join(out, f) for f in ("tasks.jsonl", "tasks.json", "results.parquet", "comparisons.parquet",
                                             "cross_task.parquet", "run.json")] + [store.join(out, "anchors", f"{m}.parquet") for m in model_cfgs]
     # Last: the commit makes these files the stage's results (and sweeps an earlier run's).
-    commit.write(settings.out_dir, "contextual", written, config=cfg, inputs=read_keys, sweep=["contextual"],
+    commit.write(settings.out_dir, "contextual", written, config=commit.config_digest(cfg, code=code_version(cfg)),
+                 inputs=read_keys, sweep=["contextual"],
                  extra={"headline": headline, "seconds": headline["seconds"]})
     return headline
 

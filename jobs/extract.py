@@ -198,7 +198,7 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
     import ray
     from tqdm import tqdm
 
-    from embcompare import store
+    from embcompare import commit, store
     from embcompare.extract import ShardError, check_result, pending_shards, plan_shards, verify_store, work_key
 
     key = model_cfg["name"]
@@ -226,7 +226,8 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
         pending: dict[str, list[str]] = {}  # shard name -> the stores that lack it
         for s in identities:
             store.remove(store.join(dirs[s], "manifest.json"))
-            for shard in pending_shards(dirs[s], shards, keys[s]):
+            committed = commit.committed_files(job.out_dir, "extract", f"embeddings/{s}")
+            for shard in pending_shards(dirs[s], shards, keys[s], committed):
                 pending.setdefault(shard.name, []).append(s)
         todo = [sh for sh in shards if sh.name in pending]
         log.info("%s: %d of %d shards to embed%s (%d workers x %g CPU, %g GPU)", key, len(todo), len(shards),
@@ -282,6 +283,22 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
     return manifests
 
 
+def _damaged_files(out_dir: str, name: str, files: list[str]) -> list[str]:
+    """Which of the store's ``files`` are missing, or changed since the extraction commit that
+    lists them (a file no commit lists is only checked present)."""
+    from embcompare import commit, store
+
+    committed = commit.committed_files(out_dir, "extract", f"embeddings/{name}")
+    out = []
+    for f in files:
+        p = store.join(out_dir, "embeddings", name, f)
+        if not store.exists(p):
+            out.append(f"{f} is missing")
+        elif f in committed and commit.file_digest(p) != (committed[f]["size"], committed[f]["sha256"]):
+            out.append(f"{f} changed since its commit")
+    return out
+
+
 def write_transformed(out_dir: str, name: str) -> dict[str, Any]:
     """Fit the transform variant ``name`` (e.g. smollm2_135m@12+abtt) on its raw store's vectors
     and write it as a store of its own, shard by shard, with the fitted parameters beside it
@@ -293,7 +310,7 @@ def write_transformed(out_dir: str, name: str) -> dict[str, Any]:
 
     import numpy as np
 
-    from embcompare import store, transforms
+    from embcompare import commit, store, transforms
     from embcompare.variants import parse
 
     v = parse(name)
@@ -306,8 +323,12 @@ def write_transformed(out_dir: str, name: str) -> dict[str, Any]:
     key = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
     man_path = store.join(dst, "manifest.json")
     if store.exists(man_path) and store.read_json(man_path).get("key") == key:
-        log.info("%s: already made from this store of %s; skipped", name, v.raw)
-        return store.read_json(man_path)
+        made = store.read_json(man_path)
+        damaged = _damaged_files(out_dir, name, [*made.get("shards", []), "transform.npz"])
+        if not damaged:
+            log.info("%s: already made from this store of %s; skipped", name, v.raw)
+            return made
+        log.warning("%s: %s; making it again", name, "; ".join(damaged))
     started = time.time()
     store.remove(man_path)
     store.clear_temporary(dst)

@@ -93,6 +93,11 @@ def plan(argv: Sequence[str]) -> Plan:
         raise PipelineError(f"{model_overrides[0]!r}: model.* overrides reach extraction only, and the contextual "
                             f"stage would load the model without it; put the setting in conf/model/<name>.yaml "
                             f"(or a new model file), or leave contextual out: stages=[extract,similarity,analogy,report]")
+    left_out = [s for s in order if s not in ("extract", "report") and not models_for(s, models)]
+    for s in left_out:
+        log.info("stage %s left out: it takes none of models=[%s] (docs/definitions.md, \"Model variants\")",
+                 s, ",".join(models))
+    order = [s for s in order if s not in left_out]
     out = Plan(order, models, out_dir)
     for stage in order:
         mine = [a for head, a in routed if ROUTES[head] is None or stage in ROUTES[head]]
@@ -108,10 +113,11 @@ def plan(argv: Sequence[str]) -> Plan:
 
 def models_for(stage: str, models: list[str]) -> list[str]:
     """The names ``stage`` takes for ``models`` (model variants included, docs/definitions.md,
-    "Model variants"): extraction the models themselves (the variants go to extract.variants),
-    the contextual stage, which loads each model, the names without a post-processing transform;
-    ``model@all`` (every stored layer) goes to analogies, word-pair similarity and the report, not
-    to all-pairs similarity or the contextual stage."""
+    "Model variants"): extraction the models themselves (the variants go to extract.variants);
+    the contextual stage, which loads each model and reads its layers through contextual.layer,
+    the models without a variant; ``model@all`` (every stored layer) goes to analogies, word-pair
+    similarity and the report, not to all-pairs similarity or agreement (which need the layers
+    named one by one)."""
     from embcompare.config import ConfigError
     from embcompare.variants import bases, parse
 
@@ -119,8 +125,8 @@ def models_for(stage: str, models: list[str]) -> list[str]:
         if stage == "extract":
             return bases(models)
         if stage == "contextual":
-            return [m for m in models if not parse(m).transform and parse(m).layer != "all"]
-        if stage == "similarity":  # all pairs on the layers named one by one: model@all is for analogy
+            return [m for m in models if not parse(m).transform and parse(m).layer is None]
+        if stage in ("similarity", "agreement"):
             return [m for m in models if parse(m).layer != "all"]
     except ConfigError as e:
         raise PipelineError(f"models: {e}") from None
@@ -252,9 +258,10 @@ def run_pipeline(argv: Sequence[str]) -> dict[str, Any]:
     # One run identity for every stage's commit (the report's header names it).
     os.environ[commit.RUN_ENV] = commit.new_run_id()
     for stage in p.stages:
-        digest = commit.config_digest(cfgs[stage])
+        code = getattr(jobs[stage], "code_version", None)  # code the config alone does not pin
+        digest = commit.config_digest(cfgs[stage], code=code(cfgs[stage]) if code else None)
         if stage not in ("extract", "report"):
-            why = skip_reason(p.out_dir, stage, digest, commit.embeddings_keys(p.out_dir, stage_models(p, stage)))
+            why = skip_reason(p.out_dir, stage, digest, commit.stage_inputs(p.out_dir, stage, stage_models(p, stage)))
             if why is None:
                 log.info("%s: committed for this config and these embeddings, every file intact; skipped", stage)
                 headlines[stage] = (commit.read(p.out_dir, stage).get("extra") or {}).get("headline", {})

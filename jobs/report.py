@@ -23,6 +23,7 @@ from pydantic import Field
 import common  # noqa: F401 - puts the repo on sys.path
 from common import expand_models
 from embcompare.config import ConfigError, Section, validate
+from embcompare.report.sections import LEFT_OUT_TITLE
 
 log = logging.getLogger("embcompare")
 
@@ -108,14 +109,16 @@ def load_inputs(out_dir: str, models: list[str] | None):
             inp.earlier.append(f"{stage} (run {cur.run.get('id')}): computed from another {', '.join(upstream)} run "
                                f"than the current one; rerun jobs/{stage}.py")
             return cur, []
+        now = keys if stage != "contextual" else commit.stage_inputs(out_dir, stage, models)
         ok = []
         for m in models:
             if m not in cur.inputs:
                 continue
-            if cur.inputs[m] != keys[m]:
-                inp.earlier.append(f"{stage} for {m} (run {cur.run.get('id')}): computed on embeddings "
+            if cur.inputs[m] != now[m]:
+                what = "model config" if stage == "contextual" else "embeddings"
+                inp.earlier.append(f"{stage} for {m} (run {cur.run.get('id')}): computed on {what} "
                                    f"{str(cur.inputs[m])[:12]}, not on the current ones "
-                                   f"({str(keys[m])[:12]}); rerun jobs/{stage}.py")
+                                   f"({str(now[m])[:12]}); rerun jobs/{stage}.py")
             else:
                 ok.append(m)
         dropped = [m for m in cur.inputs if m not in models]
@@ -218,7 +221,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     # Last: the commit makes these files the report (and sweeps an earlier run's figures).
     commit.write(c.out_dir, "report", written, config=cfg, inputs=commit.embeddings_keys(c.out_dir, shown),
                  sweep=["report"], extra={"runs": inputs.runs, "earlier": inputs.earlier})
-    skipped = [s.title for s in sections if s.notes and not s.items]
+    skipped = [s.title for s in sections if s.notes and not s.items and s.title != LEFT_OUT_TITLE]
     print(f"report: {index} ({n_fig} figures; skipped: {', '.join(skipped) or 'none'}) in {time.time() - t0:.1f} s")
     if inputs.earlier or inputs.damaged:
         print(f"report: left out: {'; '.join(inputs.damaged + inputs.earlier)}")

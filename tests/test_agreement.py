@@ -212,6 +212,18 @@ def test_anisotropy_spectrum_equals_its_definitions_on_the_full_matrix(spaces):
     assert got["pc1_share"] == pytest.approx(sv[0] / sv.sum(), abs=1e-12)
 
 
+def test_top3_share_is_undefined_where_the_mean_cosine_is_near_zero(spaces):
+    from embcompare.agreement.anisotropy import MIN_MEAN_COSINE
+
+    _, A, _ = spaces
+    C = A[:1000].astype(np.float64)
+    C = C - C.mean(axis=0)  # a centred space (the +center variant): its cosines average about 0
+    C /= np.linalg.norm(C, axis=1, keepdims=True)
+    got = spectrum_rows(stream(row_blocks([C], rows=500), [C.shape[1]]), 0)
+    assert abs(got["mean_cosine"]) < MIN_MEAN_COSINE and np.isnan(got["top3_share"])
+    assert 0 < got["pc1_share"] <= 1
+
+
 def test_effect_size_is_the_pooled_standardised_difference():
     rng = np.random.default_rng(0)
     rel, rnd = rng.normal(0.5, 0.1, 300), rng.normal(0.1, 0.2, 5000)

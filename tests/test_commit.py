@@ -86,6 +86,73 @@ def test_a_killed_commit_leaves_the_earlier_record(tmp_path):
     assert "st/a.parquet changed" in cur.problems[0]
 
 
+def test_where_and_how_fast_a_stage_runs_is_not_part_of_its_config_digest():
+    base = {"models": ["glove_6b_50d"], "similarity": {"top_k": 10}}
+    d = commit.config_digest({**base, "ray": {"num_cpus": 1}, "workers": {"num": 1}, "out_dir": "/a"})
+    assert d == commit.config_digest({**base, "ray": {"address": "auto"}, "workers": {"num": 8}, "out_dir": "/b"})
+    assert d != commit.config_digest({**base, "similarity": {"top_k": 20}})
+    assert commit.config_digest(base, code="v1") != commit.config_digest(base, code="v2")
+
+
+def test_the_contextual_stage_depends_on_its_code_and_model_configs_not_on_stored_embeddings(tmp_path):
+    import importlib.util
+
+    from embcompare.models import load_model_config
+
+    keys = commit.stage_inputs(str(tmp_path), "contextual", ["glove_6b_50d"])
+    assert keys == {"glove_6b_50d": commit.config_digest(load_model_config("glove_6b_50d"))}
+    _manifest(tmp_path, "glove_6b_50d", {"key": "k1"})  # an extraction after it ran changes nothing
+    assert commit.stage_inputs(str(tmp_path), "contextual", ["glove_6b_50d"]) == keys
+    assert commit.stage_inputs(str(tmp_path), "similarity", ["glove_6b_50d"]) == {"glove_6b_50d": "k1"}
+    spec = importlib.util.spec_from_file_location("ctx_job_for_version", ROOT / "jobs" / "contextual.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"contextual": {"generator": "rules"}})
+    before = job.code_version(cfg)
+    job.PART_VERSION = "contextual-parts-next"  # a change to the measures' code
+    assert job.code_version(cfg) != before
+
+
+def _manifest(out: Path, name: str, m: dict) -> None:
+    store.write_json(str(out / "embeddings" / name / "manifest.json"), m)
+
+
+def test_a_variant_made_from_an_earlier_store_of_its_model_is_not_current(tmp_path):
+    ident = {"model": "m", "backend": "transformers", "layer": -1}
+    _manifest(tmp_path, "m", {"key": "raw2", "identity": ident, "vocab": {"sha256": "v2"}})
+    _manifest(tmp_path, "m+center", {"key": "c1", "transform": {"fitted_on_key": "raw1"}})
+    _manifest(tmp_path, "m@3", {"key": "l1", "identity": {**ident, "layer": 3}, "vocab": {"sha256": "v1"}})
+    _manifest(tmp_path, "m@5", {"key": "l5", "identity": {**ident, "layer": 5}, "vocab": {"sha256": "v2"}})
+    _manifest(tmp_path, "m@5+abtt", {"key": "a5", "transform": {"fitted_on_key": "l5"}})
+    out = str(tmp_path)
+    assert "fitted on other embeddings of m" in commit.variant_problem(out, "m+center")
+    assert "extract.variants=[m+center]" in commit.variant_problem(out, "m+center")
+    assert "another extraction of m" in commit.variant_problem(out, "m@3")
+    assert commit.variant_problem(out, "m@5") is None and commit.variant_problem(out, "m@5+abtt") is None
+    assert commit.embeddings_keys(out, ["m", "m+center", "m@3", "m@5+abtt"]) == {
+        "m": "raw2", "m+center": None, "m@3": None, "m@5+abtt": "a5"}
+
+
+def test_a_shard_changed_after_its_commit_is_embedded_again(tmp_path):
+    import numpy as np
+
+    from embcompare.extract import pending_shards, plan_shards
+
+    words = ["cat", "dog", "eel", "fox"]
+    shards = plan_shards(words, 2)
+    d = tmp_path / "embeddings" / "m"
+    for sh in shards:
+        store.write_shard(str(d / sh.name), store.embeddings_table(list(sh.words), np.ones((2, 3), np.float32),
+                                                                   np.ones(2, np.int32)), "key", [])
+    committed = {sh.name: dict(zip(("size", "sha256"), commit.file_digest(str(d / sh.name)))) for sh in shards}
+    assert pending_shards(str(d), shards, "key", committed) == []
+    committed[shards[1].name]["sha256"] = "0" * 64  # its bytes no longer the committed ones
+    assert [s.name for s in pending_shards(str(d), shards, "key", committed)] == [shards[1].name]
+    assert not (d / shards[1].name).exists() and (d / shards[0].name).exists()
+
+
 def test_commits_on_an_object_store(s3_env, monkeypatch):
     """s3://: the record is the last object written; a stray object is listed by no commit and
     swept; a changed object is caught by size."""

@@ -40,6 +40,7 @@ def test_default_config_is_valid():
     ("+contextual.layr=3", ["contextual.layr", "allowed keys here", "layer"]),
     ("contextual.generator=gpt", ["contextual.generator", "'rules'", "'llm'"]),
     ("models=[glove_6b_50d,no_such_model]", ["no_such_model", "known models", "sbert_minilm"]),
+    ("models=[smollm2_135m@12]", ["takes models, not variants", "contextual.layer", "smollm2_135m"]),
     ("contextual.compare_layer=3", ["compare_layer", "not one of contextual.layer"]),
     ("contextual.tasks=[negation,sarcasm]", ["contextual.tasks", "sarcasm"]),
     ("contextual.anchors=0", ["contextual.anchors", "greater than or equal to 1"]),

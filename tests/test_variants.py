@@ -82,6 +82,7 @@ def test_model_at_all_expands_to_every_stored_layer_and_reaches_only_the_stages_
     assert "extract.variants=[smollm2_135m@all]" in p.overrides["extract"]
     assert p.overrides["analogy"][0] == "models=[smollm2_135m,smollm2_135m@all]"
     assert p.overrides["similarity"][0] == p.overrides["contextual"][0] == "models=[smollm2_135m]"
+    assert p.overrides["agreement"][0] == "models=[smollm2_135m]"  # it reads similarity's files
 
 
 def test_layers_resolve_to_hidden_state_indices():
@@ -93,7 +94,7 @@ def test_layers_resolve_to_hidden_state_indices():
 
 def test_a_layer_variant_loads_its_model_at_that_layer():
     cfg = load_model_config("smollm2_135m@12")
-    assert cfg["layer"] == 12 and cfg["name"] == "smollm2_135m"
+    assert cfg["layer"] == 12 and cfg["name"] == "smollm2_135m@12"
     with pytest.raises(ModelConfigError, match="has no layers to choose"):
         load_model_config("glove_6b_50d@3")
     with pytest.raises(ModelConfigError, match="stored vectors, not a model to load; use smollm2_135m@2"):
@@ -103,11 +104,13 @@ def test_a_layer_variant_loads_its_model_at_that_layer():
 def test_the_pipeline_sends_extraction_the_models_and_their_variants():
     p = pipeline.plan(["models=[glove_6b_50d+center,smollm2_135m@12,smollm2_135m@12+abtt]",
                        "stages=[extract,analogy,contextual]"])
-    ex, an, ctx = p.overrides["extract"], p.overrides["analogy"], p.overrides["contextual"]
+    ex, an = p.overrides["extract"], p.overrides["analogy"]
     assert ex[0] == "model=[glove_6b_50d,smollm2_135m]"
     assert "extract.variants=[glove_6b_50d+center,smollm2_135m@12,smollm2_135m@12+abtt]" in ex
     assert an[0] == "models=[glove_6b_50d+center,smollm2_135m@12,smollm2_135m@12+abtt]"
-    assert ctx[0] == "models=[smollm2_135m@12]"  # it loads the model; a transform is stored vectors only
+    # The contextual stage reads layers through contextual.layer, not variants: none of these
+    # is a model it takes, so it is left out (not handed an empty model list).
+    assert "contextual" not in p.stages and p.stages == ["extract", "analogy"]
     with pytest.raises(pipeline.PipelineError, match="unknown transform"):
         pipeline.plan(["models=[glove_6b_50d+pca]"])
 

@@ -7,6 +7,8 @@ import numpy as np
 
 from .cka import CKAStats
 
+MIN_MEAN_COSINE = 0.01  # below it the top-3 share is undefined (NaN)
+
 
 def spectrum_rows(st: CKAStats, a: int) -> dict[str, float]:
     """From the streamed sums of model a's unit rows (n words):
@@ -15,7 +17,9 @@ def spectrum_rows(st: CKAStats, a: int) -> dict[str, float]:
       column-centred X^T X);
     * top3_share: the top-3 dimensions' share of the average cosine over all pairs i != j, where
       dimension q contributes (s_q^2 - sum_i x_iq^2) / (n (n - 1)) (s: column sums), and the
-      contributions add up to that average;
+      contributions add up to that average; NaN when that average is below MIN_MEAN_COSINE (a
+      centred or standardised space): a share of nearly nothing, with contributions of either
+      sign, says nothing about rogue dimensions;
     * mean_cosine: that average (the all-pairs mean, here from the sums).
     """
     n, p = st.n, st.part(a)
@@ -23,7 +27,8 @@ def spectrum_rows(st: CKAStats, a: int) -> dict[str, float]:
     eig = np.linalg.eigvalsh(S)
     contrib = (st.s[p] ** 2 - np.diag(st.G[p, p])) / (n * (n - 1))
     total = contrib.sum()
-    return {"pc1_share": float(eig[-1] / eig.sum()), "top3_share": float(np.sort(contrib)[-3:].sum() / total),
+    top3 = float(np.sort(contrib)[-3:].sum() / total) if total >= MIN_MEAN_COSINE else float("nan")
+    return {"pc1_share": float(eig[-1] / eig.sum()), "top3_share": top3,
             "mean_cosine": float(total)}
 
 

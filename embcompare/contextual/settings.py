@@ -89,9 +89,14 @@ class ContextualConfig(Section):
         from embcompare.variants import parse
 
         known = available_models()
-        bad = [m for m in v if parse(m).base not in known]  # a layer variant (model@12) reads its model
+        bad = [m for m in v if parse(m).base not in known]
         if bad:
             raise ValueError(f"unknown model(s) {bad}; known models: {', '.join(known)}")
+        variants = [m for m in v if m != parse(m).base]
+        if variants:  # one pass per sentence gives every layer: a variant would only repeat it under another name
+            raise ValueError(f"{variants}: the contextual stage takes models, not variants; it reads layers through "
+                             f"contextual.layer (e.g. 'contextual.layer=[-1,12,input_table]'), so give "
+                             f"{sorted({parse(m).base for m in variants})}")
         if len(set(v)) != len(v):
             raise ValueError(f"a model is listed twice: {v}")
         return v

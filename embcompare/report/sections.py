@@ -460,11 +460,14 @@ def build_sections(inputs: ReportInputs, neighbor_words: Sequence[str], neighbor
     return out
 
 
+LEFT_OUT_TITLE = "From an earlier run or damaged: left out"
+
+
 def left_out_section(inputs: ReportInputs) -> Section:
     """Results not shown above, each with its reason: computed on other embeddings than the
     current ones or for a model no longer in the list (from an earlier run), or a file missing
     or changed since its stage's commit."""
-    s = Section("From an earlier run or damaged: left out")
+    s = Section(LEFT_OUT_TITLE)
     s.notes += [f"From an earlier run: {r}." for r in inputs.earlier]
     s.notes += [f"Damaged: {r}." for r in inputs.damaged]
     return s

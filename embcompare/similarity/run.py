@@ -307,6 +307,8 @@ def load_models(out_dir: str, models: Sequence[str], vocab: Sequence[str]) -> In
     embcompare.store: a local path or a URI) and keep the words of ``vocab`` that every model
     embedded with a non-zero vector."""
     from .. import store
+    from ..commit import variant_problem
+    from ..variants import extract_command
     from ..vocab import words_sha256
 
     in_vocab = set(vocab)
@@ -318,12 +320,15 @@ def load_models(out_dir: str, models: Sequence[str], vocab: Sequence[str]) -> In
 
             raise InputError(f"model {m}: no embeddings in {d}; "
                              + stored_hint(m, store.list_folders(store.join(out_dir, "embeddings")), out_dir))
+        stale = variant_problem(out_dir, m)
+        if stale:
+            raise InputError(f"model {m}: {stale}")
         manifest = store.read_manifest(d)
         parts = sorted(p.rsplit("/", 1)[-1] for p in store.list_files(d, "part-*.parquet"))
         if "shards" in manifest and parts != sorted(manifest["shards"]):
             raise InputError(f"model {m}: the shards in {d} are not the ones its manifest lists (an extraction "
-                             f"was interrupted or changed the store); rerun `python jobs/extract.py model={m} "
-                             f"out_dir={out_dir}` with this vocabulary")
+                             f"was interrupted or changed the store); rerun `{extract_command(m, out_dir)}` "
+                             f"with this vocabulary")
         w, X = store.read_embeddings(d)
         # Every word of the vocabulary must have been offered to the model: embedded, or reported
         # missing. Otherwise the store was extracted for another vocabulary, and "missing" would lie.
@@ -331,8 +336,7 @@ def load_models(out_dir: str, models: Sequence[str], vocab: Sequence[str]) -> In
         never = [x for x in vocab if x not in offered]
         if never:
             raise InputError(f"model {m}: {len(never)} words of the vocabulary were never extracted (e.g. "
-                             f"{never[:5]}); rerun `python jobs/extract.py model={m} out_dir={out_dir}` with "
-                             f"the same vocab settings")
+                             f"{never[:5]}); rerun `{extract_command(m, out_dir)}` with the same vocab settings")
         keep = [i for i, x in enumerate(w) if x in in_vocab]
         loaded[m] = ({w[i]: j for j, i in enumerate(keep)}, X[keep], manifest["key"])
     shared = [w for w in vocab if all(w in row for row, _, _ in loaded.values())]
