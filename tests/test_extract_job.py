@@ -135,11 +135,19 @@ def test_odd_words_stale_shards_and_shards_of_another_dimension(tmp_path):
     assert len(words) + man["counts"]["missing"] == man["counts"]["words"]
     assert sorted(p.name for p in model_dir.glob("part-*")) == man["shards"]
 
-    # A shard of the same key but another dimension (a foreign writer): the job refuses to
-    # write a manifest over it, naming the shard and both dimensions.
+    # A shard of the same key but another dimension (a foreign writer). Its bytes are not the
+    # ones the extraction commit recorded: it is embedded again, named in one line.
     victim = model_dir / man["shards"][1]
     key, kept, lacked, _ = store.read_shard(victim)
+    good = victim.read_bytes()
     store.write_shard(victim, store.embeddings_table(kept, np.zeros((len(kept), 7)), [1] * len(kept)), key, lacked)
+    proc = run_job("extract.py", "vocab.max_words=500", *args)
+    assert f"{victim.name}: damaged (changed since its commit" in proc.stdout + proc.stderr
+    assert victim.read_bytes() == good
+    # Without a commit to hold it to (a store of an older version), the job refuses to write a
+    # manifest over it, naming the shard and both dimensions.
+    store.write_shard(victim, store.embeddings_table(kept, np.zeros((len(kept), 7)), [1] * len(kept)), key, lacked)
+    (out / ".pipeline" / "extract.json").unlink()
     (model_dir / "manifest.json").unlink()
     before = _shards(model_dir)
     bad = run_job("extract.py", "vocab.max_words=500", *args, check=False)
