@@ -8,6 +8,8 @@ embedder backend its options beside the backend.
 """
 from __future__ import annotations
 
+import os
+
 import re
 from typing import Annotated, Any, Literal, Mapping, TypeVar, Union
 
@@ -103,6 +105,26 @@ def _allowed_keys(schema: type[BaseModel], loc: tuple) -> list[str]:
             return []
         model = field.annotation
     return sorted(getattr(model, "model_fields", {}))
+
+
+def validate_job(node: Any, schema: type[S]) -> S:
+    """A job's whole config (an OmegaConf node or a mapping; Hydra's own ``hydra`` key ignored)
+    as a ``schema`` instance; ConfigError naming each bad key and what is allowed there."""
+    try:
+        from omegaconf import OmegaConf
+
+        if OmegaConf.is_config(node):
+            node = OmegaConf.to_container(node, resolve=True)
+    except ImportError:  # pragma: no cover - omegaconf is a dependency
+        pass
+    return validate({k: v for k, v in dict(node or {}).items() if k != "hydra"}, schema)
+
+
+def bats_folder(v: str | None) -> str | None:
+    """A BATS 3.0 folder setting: None (the vendored copy) or a folder that exists."""
+    if v is not None and not os.path.isdir(v):
+        raise ValueError(f"no such folder {v!r}; give a BATS 3.0 folder or null for the vendored copy")
+    return v
 
 
 def validate(node: Any, schema: type[S], where: str = "") -> S:

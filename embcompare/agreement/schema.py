@@ -1,11 +1,11 @@
 """The agreement job's config, checked whole before any work starts (embcompare.config)."""
 from __future__ import annotations
 
-import os
 
 from pydantic import Field, field_validator
 
-from ..config import ModelNames, Section, VocabConfig, distinct, validate
+from .. import config
+from ..config import ModelNames, Section, VocabConfig, distinct
 
 
 class WordGroupsConfig(Section):
@@ -14,12 +14,7 @@ class WordGroupsConfig(Section):
     bats_dir: str | None = Field(None, description="null: the vendored data/BATS_3.0")
     zipf: bool = True
 
-    @field_validator("bats_dir")
-    @classmethod
-    def _bats_dir_exists(cls, v: str | None) -> str | None:
-        if v is not None and not os.path.isdir(v):
-            raise ValueError(f"no such folder {v!r}; give a BATS 3.0 folder or null for the vendored copy")
-        return v
+    _bats_dir_exists = field_validator("bats_dir")(staticmethod(config.bats_folder))
 
 
 class PermutationConfig(Section):
@@ -53,11 +48,5 @@ class AgreementJobConfig(Section):
 
 
 def validate_job(node) -> AgreementJobConfig:
-    """The job's whole config (an OmegaConf node or a mapping; Hydra's own ``hydra`` key ignored).
-    Raises ConfigError naming each bad key and what is allowed there."""
-    from omegaconf import OmegaConf
-
-    if OmegaConf.is_config(node):
-        node = OmegaConf.to_container(node, resolve=True)
-    node = {k: v for k, v in dict(node).items() if k != "hydra"}
-    return validate(node, AgreementJobConfig)
+    """The job's whole config, checked (embcompare.config.validate_job)."""
+    return config.validate_job(node, AgreementJobConfig)

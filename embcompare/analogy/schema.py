@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ..config import ModelNames, RayConfig, Section, WorkersConfig, distinct, validate
+from .. import config
+from ..config import ModelNames, RayConfig, Section, WorkersConfig, distinct
 from .evaluate import parse_entry
 from .space import METHODS
 
@@ -57,11 +58,5 @@ class AnalogyJobConfig(Section):
 
 
 def validate_job(node) -> AnalogyJobConfig:
-    """The job's whole config (an OmegaConf node or a mapping; Hydra's own ``hydra`` key ignored).
-    Raises ConfigError naming each bad key and what is allowed there."""
-    from omegaconf import OmegaConf
-
-    if OmegaConf.is_config(node):
-        node = OmegaConf.to_container(node, resolve=True)
-    node = {k: v for k, v in dict(node).items() if k != "hydra"}
-    return validate(node, AnalogyJobConfig)
+    """The job's whole config, checked (embcompare.config.validate_job)."""
+    return config.validate_job(node, AnalogyJobConfig)

@@ -6,7 +6,8 @@ from typing import Literal, Union
 
 from pydantic import Field, field_validator
 
-from ..config import Auto, ConfigError, ModelNames, RayConfig, Section, VocabConfig, WorkersConfig, validate
+from .. import config
+from ..config import Auto, ConfigError, ModelNames, RayConfig, Section, VocabConfig, WorkersConfig
 from .binning import FINE_BITS
 from .tiles import MAX_TILE_ELEMENTS
 
@@ -21,12 +22,7 @@ class GroupsConfig(Section):
     random_pairs: int = Field(100000, ge=0)
     seed: int = Field(0, ge=0)
 
-    @field_validator("bats_dir")
-    @classmethod
-    def _bats_dir_exists(cls, v: str | None) -> str | None:
-        if v is not None and not os.path.isdir(v):
-            raise ValueError(f"no such folder {v!r}; give a BATS 3.0 folder or null for the vendored copy")
-        return v
+    _bats_dir_exists = field_validator("bats_dir")(staticmethod(config.bats_folder))
 
 
 class SimilarityConfig(Section):
@@ -60,12 +56,7 @@ class SimilarityJobConfig(Section):
 def validate_job(node) -> SimilarityJobConfig:
     """The job's whole config (an OmegaConf node or a mapping; Hydra's own ``hydra`` key ignored)
     as a SimilarityJobConfig. Raises ConfigError naming each bad key and what is allowed there."""
-    from omegaconf import OmegaConf
-
-    if OmegaConf.is_config(node):
-        node = OmegaConf.to_container(node, resolve=True)
-    node = {k: v for k, v in dict(node).items() if k != "hydra"}
-    cfg = validate(node, SimilarityJobConfig)
+    cfg = config.validate_job(node, SimilarityJobConfig)
     check_joint_memory(cfg)
     return cfg
 
