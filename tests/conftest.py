@@ -24,6 +24,24 @@ def run_job(script: str, *overrides: str, check: bool = True, **popen) -> subpro
     return proc
 
 
+def write_store(out: Path, cfgs, words) -> None:
+    """Each model of ``cfgs`` embeds ``words`` in this process, written in the embeddings store's
+    format (one shard and a manifest per model): what jobs/extract.py writes (tested in
+    test_extract_job.py), without a Ray start-up."""
+    from embcompare import store
+    from embcompare.embedders import build_embedder
+
+    for cfg in cfgs:
+        e = build_embedder(cfg).embed(words)
+        d = store.join(str(out), "embeddings", cfg["name"])
+        key = f"{cfg['name']}-test-{len(words)}"
+        shard = store.shard_name(0, len(words))
+        store.write_shard(store.join(d, shard), store.embeddings_table(e.words, e.vectors, e.n_tokens), key,
+                          e.missing)
+        store.write_json(store.join(d, "manifest.json"), {"model": cfg["name"], "key": key, "shards": [shard],
+                                                          "missing_words": list(e.missing)})
+
+
 @pytest.fixture(scope="session")
 def glove_cfg():
     from embcompare.models import load_model_config

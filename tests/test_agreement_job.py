@@ -8,7 +8,7 @@ import sys
 import pyarrow as pa
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, write_store
 from embcompare import store
 from embcompare.vocab import VocabFilter, load_words
 
@@ -41,19 +41,9 @@ def similarity_done(tmp_path_factory, glove_cfg, minilm_cfg):
     with 20 neighbours per word."""
     import ray
 
-    from embcompare.embedders import build_embedder
-
     out = tmp_path_factory.mktemp("agree")
     words = load_words(filt=VocabFilter(max_words=MAX_WORDS))
-    for cfg in (glove_cfg, minilm_cfg):
-        e = build_embedder(cfg).embed(words)
-        d = store.join(str(out), "embeddings", cfg["name"])
-        key = f"{cfg['name']}-test-{len(words)}"
-        shard = store.shard_name(0, len(words))
-        store.write_shard(store.join(d, shard), store.embeddings_table(e.words, e.vectors, e.n_tokens), key,
-                          e.missing)
-        store.write_json(store.join(d, "manifest.json"), {"model": cfg["name"], "key": key, "shards": [shard],
-                                                          "missing_words": list(e.missing)})
+    write_store(out, (glove_cfg, minilm_cfg), words)
     similarity_job.run(config("similarity", *COMMON, f"out_dir={out}", "similarity.top_k=20",
                               "similarity.groups.random_pairs=5000", "ray.num_cpus=2"))
     yield out

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, write_store
 from embcompare import store
 from embcompare.vocab import VocabFilter, load_words
 
@@ -53,19 +53,9 @@ def embedded(tmp_path_factory, glove_cfg, minilm_cfg):
     """An embeddings store of the first MAX_WORDS WordNet words, embedded in this process by the
     real models and written in the store's format (one shard and a manifest per model): what
     jobs/extract.py writes (tested in test_extract_job.py), without a second Ray start-up."""
-    from embcompare.embedders import build_embedder
-
     out = tmp_path_factory.mktemp("sim")
     words = load_words(filt=VocabFilter(max_words=MAX_WORDS))
-    for cfg in (glove_cfg, minilm_cfg):
-        e = build_embedder(cfg).embed(words)
-        d = store.join(str(out), "embeddings", cfg["name"])
-        key = f"{cfg['name']}-test-{len(words)}"
-        shard = store.shard_name(0, len(words))
-        store.write_shard(store.join(d, shard), store.embeddings_table(e.words, e.vectors, e.n_tokens), key,
-                          e.missing)
-        store.write_json(store.join(d, "manifest.json"), {"model": cfg["name"], "key": key, "shards": [shard],
-                                                          "missing_words": list(e.missing)})
+    write_store(out, (glove_cfg, minilm_cfg), words)
     return out
 
 
