@@ -310,7 +310,7 @@ def write_transformed(out_dir: str, name: str) -> dict[str, Any]:
 
     import numpy as np
 
-    from embcompare import commit, store, transforms
+    from embcompare import store, transforms
     from embcompare.variants import parse
 
     v = parse(name)

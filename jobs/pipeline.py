@@ -223,7 +223,7 @@ def skip_reason(out_dir: str, stage: str, digest: str, inputs: dict) -> str | No
     if rec.get("config") != digest:
         return "its config changed since its last commit"
     if rec.get("inputs") != inputs:
-        return "the embeddings changed since its last commit"
+        return "what it read (the embeddings; for contextual, the model configs) changed since its last commit"
     upstream = commit.upstream_runs(out_dir, stage)
     if rec.get("upstream", {}) != upstream:
         return f"{', '.join(upstream)} committed another run since its last commit"

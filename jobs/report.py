@@ -109,7 +109,7 @@ def load_inputs(out_dir: str, models: list[str] | None):
             inp.earlier.append(f"{stage} (run {cur.run.get('id')}): computed from another {', '.join(upstream)} run "
                                f"than the current one; rerun jobs/{stage}.py")
             return cur, []
-        now = keys if stage != "contextual" else commit.stage_inputs(out_dir, stage, models)
+        now = commit.stage_inputs(out_dir, stage, models)
         ok = []
         for m in models:
             if m not in cur.inputs:

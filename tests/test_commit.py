@@ -2,9 +2,7 @@
 lists it, intact. The pipeline cases run real stages (GloVe, MiniLM, real WordNet, real Ray,
 real Parquet) on a small vocabulary: an interrupted rewrite, a report after a partial rerun,
 dropped models, deleted or truncated outputs, a damaged commit record and a truncated shard."""
-import json
 import os
-import shutil
 import sys
 from pathlib import Path
 

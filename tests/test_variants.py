@@ -4,17 +4,14 @@ import io
 import json
 import math
 import re
-import os
 import sys
 
 import numpy as np
 import pytest
 import torch
-from scipy import stats
 
 from conftest import ROOT, run_job
 from embcompare import store, transforms
-from embcompare.config import ConfigError
 from embcompare.datasets import load_word_pairs
 from embcompare.embedders import ModelConfigError, build_embedder
 from embcompare.embedders.base import resolve_path
