@@ -51,10 +51,10 @@ run: setup
 	$(PY) jobs/pipeline.py 'models=[$(MODELS)]' out_dir=$(OUT) $(ARGS)
 
 test: setup
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(ARGS)
+	PYTHONFAULTHANDLER=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest $(ARGS)
 
 test-slow: setup
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -m slow $(ARGS)
+	PYTHONFAULTHANDLER=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -m slow $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUT)

@@ -14,6 +14,7 @@ shard that the model lacked, so a rerun can skip it and still count them.
 """
 from __future__ import annotations
 
+import atexit
 import fnmatch
 import json
 import os
@@ -50,6 +51,13 @@ def join(base: str | os.PathLike, *parts: str) -> str:
 def _filesystem(root: str) -> pafs.FileSystem:
     fs, _ = pafs.FileSystem.from_uri(root)
     return fs
+
+
+# pyarrow finalises its S3 client at exit (an atexit hook registered when pyarrow.fs is imported,
+# so it runs after this one); an S3FileSystem still held in the cache is then destroyed after
+# the AWS SDK shut down, which can crash the interpreter on exit (apache/arrow issues 44071 and
+# 50188). Dropping the cached filesystems first leaves nothing to destroy late.
+atexit.register(_filesystem.cache_clear)
 
 
 def resolve(path: str | os.PathLike) -> tuple[pafs.FileSystem, str]:

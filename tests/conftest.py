@@ -42,6 +42,20 @@ def write_store(out: Path, cfgs, words) -> None:
                                                           "missing_words": list(e.missing)})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _orderly_exit():
+    """At the end of the session, stop an in-process Ray driver that a job started and drop the
+    cached object-store filesystems, while every library is still loaded: left to interpreter
+    teardown, their native destructors race each other (a segfault after all tests passed)."""
+    yield
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
+    store = sys.modules.get("embcompare.store")
+    if store is not None:
+        store._filesystem.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def glove_cfg():
     from embcompare.models import load_model_config
