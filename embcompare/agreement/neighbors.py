@@ -19,34 +19,34 @@ def neighbor_index(words: Sequence[str], table, path: str = "neighbors.parquet")
     neighbours table (word, rank, neighbor, ...; the string columns plain or dictionary-encoded,
     as Parquet's ``read_dictionary`` gives them). Raises ValueError naming ``path`` and a word
     unless every word has each of the ranks 1..K once, over words of the list."""
-    import pandas as pd
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     n = len(words)
     if not n or table.num_rows % n:
         raise ValueError(f"{path}: {table.num_rows} rows are not K neighbours for each of the {n} words; rerun the "
                          f"similarity stage for these models")
     k = table.num_rows // n
-    index = pd.Index(list(words))
+    value_set = pa.array(list(words), type=pa.string())
 
-    def positions(column: str) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    def positions(column: str) -> tuple[np.ndarray, list[tuple[pa.Array, np.ndarray]]]:
         # Look each distinct string up once (the dictionary: Parquet's own, or Arrow's encoding),
-        # not once per row; the strings of the rows only for an error message.
+        # in Arrow, not once per row nor as Python strings; a row's string only for an error.
         col = table.column(column)
         if not pa.types.is_dictionary(col.type):
             col = col.dictionary_encode()
         pos, parts = [], []
         for chunk in col.chunks:
-            values = chunk.dictionary.to_numpy(zero_copy_only=False)
+            where = pc.index_in(chunk.dictionary, value_set=value_set).fill_null(-1).to_numpy()
             ix = chunk.indices.to_numpy(zero_copy_only=False)
-            pos.append(index.get_indexer(values)[ix])
-            parts.append((values, ix))
+            pos.append(where.astype(np.int64)[ix])
+            parts.append((chunk.dictionary, ix))
         return (np.concatenate(pos) if pos else np.empty(0, dtype=np.int64)), parts
 
-    def string_at(parts: list[tuple[np.ndarray, np.ndarray]], row: int) -> str:
+    def string_at(parts: list[tuple[pa.Array, np.ndarray]], row: int) -> str:
         for values, ix in parts:
             if row < len(ix):
-                return values[ix[row]]
+                return values[int(ix[row])].as_py()
             row -= len(ix)
         raise IndexError(row)
 
