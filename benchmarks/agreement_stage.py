@@ -2,6 +2,7 @@
 of its d x d products; and the streamed CKA's peak memory as the number of words grows.
 
     .venv/bin/python benchmarks/agreement_stage.py stage --store /tmp/full --models glove_6b_50d sbert_minilm smollm2_135m
+    .venv/bin/python benchmarks/agreement_stage.py stage --root /tmp/old --warm --store /tmp/full --models ...
     .venv/bin/python benchmarks/agreement_stage.py memory --words 20000 40000 80000 --dim 1024
     .venv/bin/python benchmarks/agreement_stage.py derive --store /tmp/full --source glove_6b_50d --dims 384 576
 
@@ -9,6 +10,11 @@ of its d x d products; and the streamed CKA's peak memory as the number of words
 each summary.json), runs jobs/agreement.py's ``run`` in this process and times its parts; the
 floor is the FLOPs of the products (the CKA pass's Z^T Z over the models' columns side by side,
 the permutation null's cross products) at this machine's measured float64 GEMM rate.
+``--root``: run the stage of another checkout (e.g. ``git archive <commit> | tar -x -C /tmp/old``),
+to time two versions alternately on one store. ``--warm``: first import what the pipeline has
+imported by the time the stage starts and run the similarity stage's normalisation on a tiny
+matrix (its Numba kernel loaded), so that the time is the stage's own share of a pipeline run
+rather than a fresh process's imports.
 ``derive``: models of the full shape where only one model's extraction is at hand: the source's
 vectors through a seeded Gaussian map to each dimension plus noise (the neighbourhoods stay a
 real model's, for the similarity stage's pruning), the last one shifted along a common
@@ -52,6 +58,14 @@ def stage(args) -> None:
 
     from embcompare import store
 
+    if args.warm:  # what the pipeline process holds when the stage starts (the similarity stage ran)
+        import pandas  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+
+        from embcompare.similarity import run  # noqa: F401
+        from embcompare.similarity.tiles import normalize
+
+        normalize(np.ones((2, 3), dtype=np.float32), ["a", "b"])
     spec = importlib.util.spec_from_file_location("agreement_job", ROOT / "jobs" / "agreement.py")
     job = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(job)
@@ -73,7 +87,7 @@ def stage(args) -> None:
     job.run(cfg)
     seconds = time.perf_counter() - t0
     floor = (flops_cka + flops_null) / rate
-    out = {"n_words": n, "dims": dims, "similarity_seconds": sim_seconds, "agreement_seconds": round(seconds, 2),
+    out = {"root": str(ROOT), "n_words": n, "dims": dims, "similarity_seconds": sim_seconds, "agreement_seconds": round(seconds, 2),
            "ratio": round(seconds / sim_seconds, 4), "flops_cka": flops_cka, "flops_null": flops_null,
            "gemm_gflops": round(rate / 1e9, 1), "floor_seconds": round(floor, 2)}
     print(json.dumps(out))
@@ -132,6 +146,8 @@ def main() -> None:
     s = sub.add_parser("stage")
     s.add_argument("--store", required=True)
     s.add_argument("--models", nargs="+", required=True)
+    s.add_argument("--root", type=Path, default=None, help="the checkout whose stage runs (default: this one)")
+    s.add_argument("--warm", action="store_true", help="imports and the normalisation kernel loaded first")
     s.add_argument("overrides", nargs="*")
     m = sub.add_parser("memory")
     m.add_argument("--words", type=int, nargs="+", required=True)
@@ -146,6 +162,10 @@ def main() -> None:
     pt.add_argument("d", type=int)
     pt.add_argument("block", type=int)
     args = ap.parse_args()
+    if getattr(args, "root", None):  # before anything imports embcompare
+        global ROOT
+        ROOT = args.root.resolve()
+        sys.path[:0] = [str(ROOT), str(ROOT / "jobs")]
     if args.cmd == "stage":
         stage(args)
     elif args.cmd == "memory":

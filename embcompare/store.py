@@ -195,9 +195,13 @@ def write_table(path: str | os.PathLike, table: pa.Table, **kwargs: Any) -> None
     write_bytes(path, _parquet_bytes(table, **kwargs))
 
 
-def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None) -> pa.Table:
+def read_table(path: str | os.PathLike, columns: Sequence[str] | None = None,
+               read_dictionary: Sequence[str] | None = None) -> pa.Table:
+    """A Parquet file as a table; ``read_dictionary``: string columns to keep dictionary-encoded
+    as stored (no string per row)."""
     fs, p = resolve(path)
-    return pq.read_table(p, filesystem=fs, columns=None if columns is None else list(columns))
+    return pq.read_table(p, filesystem=fs, columns=None if columns is None else list(columns),
+                         read_dictionary=None if read_dictionary is None else list(read_dictionary))
 
 
 def embeddings_table(words: Sequence[str], vectors: np.ndarray, n_tokens: Sequence[int]) -> pa.Table:

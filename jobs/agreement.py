@@ -103,7 +103,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 raise ValueError(f"{store.join(c.out_dir, 'similarity', m, 'summary.json')}: computed over "
                                  f"{s['n_words']} words of other embeddings or another vocabulary (here "
                                  f"{len(inputs.words)}); rerun the similarity stage with these settings")
-        lists = [neighbor_index(inputs.words, store.read_table(sim["neighbours"][m], ["word", "rank", "neighbor"]),
+        lists = [neighbor_index(inputs.words, store.read_table(sim["neighbours"][m], ["word", "rank", "neighbor"],
+                                                               read_dictionary=["word", "neighbor"]),
                                 sim["neighbours"][m]) for m in c.models]
         g = a.groups
         groups = word_groups(inputs.words, pos=g.pos, bats=g.bats, zipf=g.zipf, wordnet_dir=c.vocab.wordnet_dir,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from embcompare.agreement.anisotropy import effect_sizes, spectrum_rows
-from embcompare.agreement.cka import cka_from_stats, permutation_null, row_blocks, stream
+from embcompare.agreement.cka import cka_from_stats, permutation_null, row_blocks, stream, stream_rows
 from embcompare.agreement.neighbors import chance, neighbor_index, overlap_depths, word_measures
 from embcompare.embedders import build_embedder
 from embcompare.similarity.fused import kernel_products
@@ -110,6 +110,25 @@ def test_neighbor_index_names_the_file_and_word_of_a_broken_table(spaces):
     stranger = pa.table({"word": ["a", "b", "c"], "rank": [1, 1, 1], "neighbor": ["b", "zebra", "a"]})
     with pytest.raises(ValueError, match="neighbor 'zebra' is not among the 3 shared words"):
         neighbor_index(words, stranger)
+    # Dictionary-encoded columns (the job reads Parquet's own dictionaries), one per chunk.
+    coded = pa.Table.from_batches([pa.record_batch({"word": pa.array(w).dictionary_encode(), "rank": pa.array(r),
+                                                    "neighbor": pa.array(nb).dictionary_encode()})
+                                   for w, r, nb in ((["a", "b"], [1, 1], ["b", "a"]), (["c"], [1], ["zebra"]))])
+    assert coded.column("word").num_chunks == 2
+    with pytest.raises(ValueError, match="neighbor 'zebra' is not among the 3 shared words"):
+        neighbor_index(words, coded)
+
+
+def test_neighbor_index_of_a_parquet_files_dictionaries_equals_that_of_its_strings(spaces, tmp_path):
+    import pyarrow.parquet as pq
+
+    words, A, B = spaces
+    res = all_pairs([A, B], Params(top_k=10, block=1024), map_tasks=inline(TileWorker([A, B])))
+    table = neighbors_table(res.parts[0], words)
+    pq.write_table(table, tmp_path / "n.parquet", row_group_size=7000)  # several row groups: several dictionaries
+    coded = pq.read_table(tmp_path / "n.parquet", read_dictionary=["word", "neighbor"])
+    assert coded.column("neighbor").num_chunks > 1 and str(coded.schema.field("neighbor").type).startswith("dict")
+    assert np.array_equal(neighbor_index(words, coded), neighbor_index(words, table))
 
 
 def direct_cka(X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
@@ -179,11 +198,12 @@ def test_permutation_null_of_independent_gaussians_centres_on_zero_when_debiased
     assert again == null  # the fixed seed fixes the sample and the permutations
 
 
-def test_permutation_null_equals_the_streamed_cka_of_each_permutation(spaces):
-    """The null's Gram-form shortcut against the streamed sums of (X, Y[p]) for the very same
-    sample rows and permutations (the seed's sequence replayed)."""
+@pytest.mark.parametrize("form", ["feature", "gram", "auto"])
+def test_permutation_null_equals_the_streamed_cka_of_each_permutation(spaces, form):
+    """The null's shortcuts (feature form and Gram form) against the streamed sums of (X, Y[p])
+    for the very same sample rows and permutations (the seed's sequence replayed)."""
     _, A, B = spaces
-    got = permutation_null(A, B, sample=600, permutations=4, seed=11)
+    got = permutation_null(A, B, sample=600, permutations=4, seed=11, form=form)
     rng = np.random.default_rng(11)
     rows = np.sort(rng.choice(len(A), size=600, replace=False))
     ref = {"cka": [], "cka_debiased": []}
@@ -195,6 +215,35 @@ def test_permutation_null_equals_the_streamed_cka_of_each_permutation(spaces):
     for k in ref:
         assert got[k][0] == pytest.approx(np.mean(ref[k]), abs=1e-10)
         assert got[k][1] == pytest.approx(np.std(ref[k], ddof=1), abs=1e-10)
+
+
+def test_permutation_null_forms_agree_to_1e9_whatever_the_threads(spaces):
+    """The feature form (one d x d product a permutation) against the Gram form (m x m
+    matrices, a gather a permutation): the same sample and permutations, the same values to
+    float rounding; threads change nothing (each permutation is one thread's work)."""
+    _, A, B = spaces
+    gram = permutation_null(A, B, sample=2000, permutations=20, seed=0, form="gram")
+    feature = permutation_null(A, B, sample=2000, permutations=20, seed=0, form="feature", threads=1)
+    for k in gram:
+        assert np.allclose(feature[k], gram[k], rtol=0, atol=1e-9)
+        assert abs(feature[k][1] - gram[k][1]) <= 1e-3 * gram[k][1]  # the spread too, not just its size
+    assert permutation_null(A, B, sample=2000, permutations=20, seed=0, form="feature", threads=3) == feature
+    with pytest.raises(ValueError, match="form 'fast'"):
+        permutation_null(A, B, sample=100, permutations=2, seed=0, form="fast")
+
+
+def test_threaded_row_stream_equals_the_sequential_one(spaces):
+    _, A, B = spaces
+    seq = stream(row_blocks([A, B], rows=700), [A.shape[1], B.shape[1]])
+    for threads in (1, 3):
+        par = stream_rows([A, B], rows=700, threads=threads)
+        assert par.n == seq.n == len(A)
+        for name in ("G", "s", "R", "RR", "U"):
+            assert np.allclose(getattr(par, name), getattr(seq, name), rtol=1e-12, atol=1e-12), name
+        assert cka_from_stats(par, 0, 1) == pytest.approx(cka_from_stats(seq, 0, 1), abs=1e-12)
+    assert stream_rows([A, B], rows=700, threads=3).G.tobytes() == stream_rows([A, B], rows=700, threads=3).G.tobytes()
+    with pytest.raises(ValueError, match="row counts"):
+        stream_rows([A, B[:-1]])
 
 
 def test_anisotropy_spectrum_equals_its_definitions_on_the_full_matrix(spaces):
@@ -253,3 +302,21 @@ def test_word_groups_from_wordnet_bats_and_wordfreq():
         z = zipf_frequency(w, "en")
         assert band == [f"zipf:{min(int(z), 7)}-{min(int(z), 7) + 1}"], (w, z, band)
     assert "zzzzq" in g["zipf:0-1"]
+
+
+def test_zipf_bands_equal_wordfreq_word_by_word_on_the_wordnet_vocabulary():
+    """The bands read plain words' frequencies once per distinct frequency; every word of the
+    vocabulary (and words of other shapes, which take wordfreq's own path) against a call per word."""
+    from wordfreq import zipf_frequency
+
+    from embcompare.agreement.labels import PLAIN, zipf_bands
+
+    words = load_words() + ["hot dog", "New York", "don't", "co-op", "café", "3d", "x2", "Paris", "zzzzq", "the"]
+    assert sum(not PLAIN.fullmatch(w) for w in words) >= 8
+    got = np.empty(len(words), dtype=np.int64)
+    for name, ix in zipf_bands(words).items():
+        got[ix] = int(name.split(":")[1].split("-")[0])
+    assert sum(len(ix) for ix in zipf_bands(words).values()) == len(words)
+    want = np.array([min(int(zipf_frequency(w, "en")), 7) for w in words])
+    assert np.array_equal(got, want), [(w, g, x) for w, g, x in zip(words, got, want) if g != x][:5]
+    assert len(set(want.tolist())) >= 6

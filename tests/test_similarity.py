@@ -373,7 +373,7 @@ def test_normalize_equals_numpy_bit_for_bit(n, d):
     # follow NumPy's pairwise order, so its norms are NumPy's to the bit (a plain running sum
     # differs in the last bits of most rows here).
     sumsq = np.empty(n)
-    tiles._unit_rows(X, tiles._pairwise_plan(d), np.empty_like(X), sumsq)
+    tiles._unit_rows(X, np.arange(n), tiles._pairwise_plan(d), np.empty_like(X), sumsq)
     assert np.array_equal(np.sqrt(sumsq), np.linalg.norm(X.astype(np.float64), axis=1))
 
 
@@ -389,6 +389,25 @@ def test_normalize_of_other_layouts_and_dtypes_and_of_nothing():
     assert U.shape == (0, 8) and U.dtype == np.float32 and zero.shape == (0,) and zero.dtype == bool
     U, zero = normalize(np.zeros((3, 8), dtype=np.float32), ["a", "b", "c"])
     assert U.shape == (0, 8) and zero.tolist() == [True] * 3
+
+
+def test_normalize_of_chosen_rows_equals_normalize_of_their_copy():
+    # load_models normalises the shared words' rows of each store in place of a gathered copy.
+    rng = np.random.default_rng(6)
+    X = (rng.standard_normal((200, 131)) * np.exp(rng.uniform(-5, 5, (200, 131)))).astype(np.float32)
+    X[[7, 40]] = 0
+    rows = rng.permutation(200)[:120]
+    rows[5] = rows[9] = 40  # a zero row, twice
+    words = [f"w{i}" for i in rows]
+    U, zero = normalize(X, words, rows=rows)
+    R, zero_ref = normalize(X[rows], words)
+    assert np.array_equal(zero, zero_ref) and zero[5] and zero[9]
+    assert np.array_equal(U.view(np.uint32), R.view(np.uint32))
+    X[rows[3], 2] = np.nan
+    with pytest.raises(NonFiniteVector, match=rf"\['w{rows[3]}'\]"):
+        normalize(X, words, rows=rows)
+    with pytest.raises(ValueError, match="row indices"):
+        normalize(X, ["a"], rows=np.array([200]))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

@@ -16,9 +16,12 @@ sum r~_x r~_y expands into the sums above. From them (definitions: docs/definiti
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Sequence
 
+import numba as nb
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 
 class CKAStats:
@@ -54,6 +57,14 @@ class CKAStats:
         self.RR += r @ r.T
         self.U += r @ Z
         self.n += Z.shape[0]
+
+    def merge(self, other: "CKAStats") -> None:
+        """Add the sums of ``other`` (other rows of the same models)."""
+        if other.dims != self.dims:
+            raise ValueError(f"sums of models of dims {other.dims} and {self.dims}")
+        for name in ("G", "s", "R", "RR", "U"):
+            getattr(self, name).__iadd__(getattr(other, name))
+        self.n += other.n
 
     def centred(self, a: int, b: int) -> tuple[np.ndarray, float, float, float]:
         """(X~_a^T X~_b, sum r~_a, sum r~_b, sum r~_a r~_b) of the column-centred rows."""
@@ -102,42 +113,104 @@ def row_blocks(mats: Sequence[np.ndarray], rows: int = 4096) -> Iterable[list[np
         yield [m[i: i + rows] for m in mats]
 
 
-def permutation_null(X: np.ndarray, Y: np.ndarray, *, sample: int, permutations: int, seed: int
-                     ) -> dict[str, tuple[float, float]]:
+def threads_or_cores(threads: int | None) -> int:
+    return max(1, threads or nb.get_num_threads())
+
+
+def stream_rows(mats: Sequence[np.ndarray], rows: int = 4096, threads: int | None = None) -> CKAStats:
+    """``CKAStats`` over the rows of in-memory matrices (one per model, the same rows), ``rows``
+    at a time, on ``threads`` threads (default: one a core) with single-threaded BLAS: thread w
+    sums the blocks w, w + threads, ... into its own sums, merged in thread order, so the result
+    depends on the thread count by float rounding only, never on timing. OpenBLAS's own threads
+    spin and wait on each other, which costs many times the work when other processes share the
+    cores; a product per thread does not. Memory: threads x (D^2 + rows x D) float64."""
+    n = {m.shape[0] for m in mats}
+    if len(n) != 1:
+        raise ValueError(f"matrices of different row counts {sorted(n)}")
+    n = n.pop()
+    starts = list(range(0, n, rows))
+    threads = min(threads_or_cores(threads), max(1, len(starts)))
+    parts = [CKAStats([m.shape[1] for m in mats]) for _ in range(threads)]
+
+    def work(w: int) -> None:
+        for i in starts[w::threads]:
+            parts[w].add([m[i: i + rows] for m in mats])
+
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(threads)))
+    for p in parts[1:]:
+        parts[0].merge(p)
+    return parts[0]
+
+
+# Where a permutation's feature-form product (2 m d_a d_b FLOPs) costs less than the Gram form's
+# gather and dot of two m x m arrays (m^2 elements at ~10 ns, against ~0.025 ns a FLOP of one
+# core's float64 GEMM; measured on the 2-core development VM, benchmarks/README.md): feature
+# form iff d_a d_b <= FEATURE_FORM_RATIO m. For the default three models and m = 2,000: all
+# three pairs (d_a d_b <= 221,184 <= 400,000).
+FEATURE_FORM_RATIO = 200
+
+
+def permutation_null(X: np.ndarray, Y: np.ndarray, *, sample: int, permutations: int, seed: int,
+                     form: str = "auto", threads: int | None = None) -> dict[str, tuple[float, float]]:
     """CKA of X against Y with Y's rows permuted, over a fixed-seed sample of ``sample`` rows:
     (mean, sd) of the biased and the debiased value over ``permutations`` permutations.
 
-    On the sample, the Gram form: with K = X~X~^T and L = Y~Y~^T of the column-centred rows, a
-    permutation p of Y's rows turns L into L[p][:, p], so each permuted value costs one
-    gather and one dot of two m x m arrays, no new product: tr(K L_p) for the biased HSIC (K and
-    L are centred already), and for the U-statistic tr(K~ L~_p) = tr(K L_p) - diag(K).diag(L)[p],
-    1'K~L~_p 1 = (K~1).(L~1)[p] (K~, L~: zero diagonals); 1'K~1 and 1'L~1 do not change."""
+    The seed draws the sample rows, then the permutations, the same for any ``form`` (and for
+    every pair of models). A = X~, B = Y~ are the column-centred sample rows, K = AA^T, L = BB^T;
+    a permutation p of Y's rows turns L into L_p = L[p][:, p]; the centred columns make
+    K1 = 0, so with r_a = diag(K), r_b = diag(L) the U-statistic's terms are
+    tr(K~ L~_p) = tr(K L_p) - r_a.r_b[p], 1'K~L~_p 1 = r_a.r_b[p] (K~, L~: zero diagonals),
+    1'K~1 = -sum r_a, 1'L~1 = -sum r_b; only tr(K L_p) takes work per permutation:
+
+    * ``"feature"``: tr(K L_p) = |A^T B[p]|_F^2, one d_a x d_b product (2 m d_a d_b FLOPs);
+    * ``"gram"``: K and L once (m^2 (d_a + d_b) FLOPs), then a gather of L_p and one dot of
+      m x m arrays per permutation;
+    * ``"auto"``: the feature form iff d_a d_b <= FEATURE_FORM_RATIO m (the cheaper one).
+    The forms differ by float64 rounding only (tests/test_agreement.py: to 1e-9). The
+    permutations run on ``threads`` threads (default: one a core), each with single-threaded BLAS
+    (see ``stream_rows``); each value is the same whatever the threads."""
+    if form not in ("auto", "feature", "gram"):
+        raise ValueError(f"permutation null form {form!r}: expected auto, feature or gram")
     rng = np.random.default_rng(seed)
     n = X.shape[0]
     rows = np.sort(rng.choice(n, size=min(sample, n), replace=False))
     m = len(rows)
     if m < 4:
         raise ValueError(f"a permutation null over {m} rows: the debiased estimator needs at least 4")
-    grams = []
-    for M in (X, Y):
-        A = np.asarray(M[rows], dtype=np.float64)
-        A -= A.mean(axis=0)
-        G = A @ A.T
-        d = np.diag(G).copy()
-        grams.append((G, d, G.sum(axis=1) - d, G.sum() - d.sum()))
-    (K, dK, k1, sK), (L, dL, l1, sL) = grams
+    perms = [rng.permutation(m) for _ in range(permutations)]
+    A, B = (np.asarray(M[rows], dtype=np.float64) for M in (X, Y))
+    A -= A.mean(axis=0)
+    B -= B.mean(axis=0)
+    ra, rb = np.einsum("ij,ij->i", A, A), np.einsum("ij,ij->i", B, B)
+    sa, sb = -ra.sum(), -rb.sum()
+    if form == "auto":
+        form = "feature" if A.shape[1] * B.shape[1] <= FEATURE_FORM_RATIO * m else "gram"
+    if form == "feature":
+        kk, ll = (float(np.vdot(C, C)) for C in (A.T @ A, B.T @ B))  # |K|_F^2 = |A^T A|_F^2
+
+        def trace(p: np.ndarray) -> float:
+            C = A.T @ B[p]
+            return float(np.vdot(C, C))
+    else:
+        K, L = A @ A.T, B @ B.T
+        kk, ll = float(np.vdot(K, K)), float(np.vdot(L, L))
+
+        def trace(p: np.ndarray) -> float:
+            return float(np.vdot(K, L[np.ix_(p, p)]))
 
     def hsic_u(tr: float, ones: float, s1: float, s2: float) -> float:
         return (tr + s1 * s2 / ((m - 1) * (m - 2)) - 2 * ones / (m - 2)) / (m * (m - 3))
 
-    hkk = hsic_u(np.vdot(K, K) - dK @ dK, k1 @ k1, sK, sK)
-    hll = hsic_u(np.vdot(L, L) - dL @ dL, l1 @ l1, sL, sL)
-    norm = np.sqrt(np.vdot(K, K) * np.vdot(L, L))
+    hkk = hsic_u(kk - ra @ ra, ra @ ra, sa, sa)
+    hll = hsic_u(ll - rb @ rb, rb @ rb, sb, sb)
+    norm = np.sqrt(kk * ll)
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(threads_or_cores(threads)) as pool:
+        traces = list(pool.map(trace, perms))
     values: dict[str, list[float]] = {"cka": [], "cka_debiased": []}
-    for _ in range(permutations):
-        p = rng.permutation(m)
-        t = np.vdot(K, L[np.ix_(p, p)])
+    for p, t in zip(perms, traces):
+        ones = float(ra @ rb[p])
         values["cka"].append(float(t / norm))
-        values["cka_debiased"].append(float(hsic_u(t - dK @ dL[p], k1 @ l1[p], sK, sL) / np.sqrt(hkk * hll)))
+        values["cka_debiased"].append(float(hsic_u(t - ones, ones, sa, sb) / np.sqrt(hkk * hll)))
     return {k: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"))
             for k, v in values.items()}

@@ -4,6 +4,7 @@ word-frequency band (wordfreq's Zipf scale, one band per unit; 0-1 holds unliste
 from __future__ import annotations
 
 import os
+import re
 from typing import Sequence
 
 import numpy as np
@@ -39,10 +40,37 @@ def bats_word_groups(words: Sequence[str], bats_dir: str | os.PathLike | None = 
     return out
 
 
-def zipf_bands(words: Sequence[str]) -> dict[str, np.ndarray]:
-    from wordfreq import zipf_frequency
+# A word of ASCII lower-case letters alone is its own and only token in wordfreq's English
+# tokenizer (nothing to fold, split or smash), so its Zipf value is a function of its entry in
+# the frequency list: the same for every such word of one frequency, none (0) when absent.
+PLAIN = re.compile(r"[a-z]+")
 
-    band = np.array([min(int(zipf_frequency(w, "en")), 7) for w in words], dtype=np.int64)
+
+def zipf_bands(words: Sequence[str]) -> dict[str, np.ndarray]:
+    """Zipf band of each word: min(int(wordfreq.zipf_frequency(w, "en")), 7). One call per
+    distinct frequency among the plain words (PLAIN) and one per other word, not one per word
+    (the tokenizer is most of a call's time; tests/test_agreement.py checks every WordNet word)."""
+    from wordfreq import get_frequency_dict, zipf_frequency
+
+    freqs = get_frequency_dict("en")
+    of_freq: dict[float, int] = {}  # band of a plain word of this frequency
+
+    def band_of(w: str) -> int:
+        return min(int(zipf_frequency(w, "en")), 7)
+
+    band = np.empty(len(words), dtype=np.int64)
+    for i, w in enumerate(words):
+        if PLAIN.fullmatch(w):
+            f = freqs.get(w)
+            if f is None:
+                band[i] = 0
+                continue
+            b = of_freq.get(f)
+            if b is None:
+                b = of_freq[f] = band_of(w)
+            band[i] = b
+        else:
+            band[i] = band_of(w)
     return {f"zipf:{b}-{b + 1}": np.flatnonzero(band == b) for b in range(8) if (band == b).any()}
 
 

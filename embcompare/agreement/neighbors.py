@@ -16,34 +16,50 @@ import numpy as np
 
 def neighbor_index(words: Sequence[str], table, path: str = "neighbors.parquet") -> np.ndarray:
     """(N, K) int64 row indices into ``words`` of each word's neighbours, rank 1 first, from a
-    neighbours table (word, rank, neighbor, ...). Raises ValueError naming ``path`` and a word
+    neighbours table (word, rank, neighbor, ...; the string columns plain or dictionary-encoded,
+    as Parquet's ``read_dictionary`` gives them). Raises ValueError naming ``path`` and a word
     unless every word has each of the ranks 1..K once, over words of the list."""
-    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     n = len(words)
     if not n or table.num_rows % n:
         raise ValueError(f"{path}: {table.num_rows} rows are not K neighbours for each of the {n} words; rerun the "
                          f"similarity stage for these models")
     k = table.num_rows // n
-    index = pd.Index(list(words))
+    value_set = pa.array(list(words), type=pa.string())
 
-    def positions(column: str) -> tuple[np.ndarray, np.ndarray]:
-        # Look each distinct string up once (Arrow's dictionary encoding), not once per row.
-        enc = table.column(column).combine_chunks().dictionary_encode()
-        values = enc.dictionary.to_numpy(zero_copy_only=False)
-        return index.get_indexer(values)[enc.indices.to_numpy()], values[enc.indices.to_numpy()]
+    def positions(column: str) -> tuple[np.ndarray, list[tuple[pa.Array, np.ndarray]]]:
+        # Look each distinct string up once (the dictionary: Parquet's own, or Arrow's encoding),
+        # in Arrow, not once per row nor as Python strings; a row's string only for an error.
+        col = table.column(column)
+        if not pa.types.is_dictionary(col.type):
+            col = col.dictionary_encode()
+        pos, parts = [], []
+        for chunk in col.chunks:
+            where = pc.index_in(chunk.dictionary, value_set=value_set).fill_null(-1).to_numpy()
+            ix = chunk.indices.to_numpy(zero_copy_only=False)
+            pos.append(where.astype(np.int64)[ix])
+            parts.append((chunk.dictionary, ix))
+        return (np.concatenate(pos) if pos else np.empty(0, dtype=np.int64)), parts
 
-    (i, word_of), (j, neighbor_of) = positions("word"), positions("neighbor")
-    rows = {"word": word_of, "neighbor": neighbor_of}
+    def string_at(parts: list[tuple[pa.Array, np.ndarray]], row: int) -> str:
+        for values, ix in parts:
+            if row < len(ix):
+                return values[int(ix[row])].as_py()
+            row -= len(ix)
+        raise IndexError(row)
+
+    (i, word_parts), (j, neighbor_parts) = positions("word"), positions("neighbor")
     r = table.column("rank").to_numpy().astype(np.int64)
-    for pos, what in ((i, "word"), (j, "neighbor")):
+    for pos, what, parts in ((i, "word", word_parts), (j, "neighbor", neighbor_parts)):
         bad = np.flatnonzero(pos < 0)
         if bad.size:
-            raise ValueError(f"{path}: {what} {rows[what][bad[0]]!r} is not among the {n} shared words of this "
-                             f"run; rerun the similarity stage for these models")
+            raise ValueError(f"{path}: {what} {string_at(parts, int(bad[0]))!r} is not among the {n} shared words "
+                             f"of this run; rerun the similarity stage for these models")
     bad = np.flatnonzero((r < 1) | (r > k))
     if bad.size:
-        raise ValueError(f"{path}: word {rows['word'][bad[0]]!r} has rank {r[bad[0]]}, outside 1..{k}")
+        raise ValueError(f"{path}: word {string_at(word_parts, int(bad[0]))!r} has rank {r[bad[0]]}, outside 1..{k}")
     seen = np.bincount(i * k + r - 1, minlength=n * k)
     if (seen != 1).any():
         w = int(np.flatnonzero(seen != 1)[0]) // k

@@ -8,9 +8,10 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
+from threadpoolctl import threadpool_limits
 
 from .anisotropy import anisotropy_rows
-from .cka import cka_from_stats, permutation_null, row_blocks, stream
+from .cka import cka_from_stats, permutation_null, stream_rows
 from .neighbors import chance, overlap_depths, word_measures
 
 NAN = float("nan")
@@ -77,9 +78,12 @@ def agreement_tables(names: Sequence[str], words: Sequence[str], mats: Sequence[
                      block: int, null: dict, summaries: dict[str, dict], pair_groups: dict[str, list[dict]],
                      correlations: list[dict]) -> dict[str, pa.Table]:
     """pairs, words and anisotropy tables (columns: PAIRS_SCHEMA, WORDS_SCHEMA, ANISOTROPY_SCHEMA)."""
-    st = stream(row_blocks(mats, block), [m.shape[1] for m in mats])
-    rows, words_table = neighbour_tables(names, words, lists, ks, p, groups)
-    rows += cka_rows(names, mats, st, null) + spearman_rows(correlations, len(words))
-    aniso = [r for a, m in enumerate(names) for r in anisotropy_rows(m, st, a, summaries[m], pair_groups[m])]
+    st = stream_rows(mats, block)
+    # The small products and eigenvalues below on one BLAS thread: OpenBLAS's threads, waiting on
+    # each other, cost many times the work when other processes share the cores.
+    with threadpool_limits(limits=1, user_api="blas"):
+        rows, words_table = neighbour_tables(names, words, lists, ks, p, groups)
+        rows += cka_rows(names, mats, st, null) + spearman_rows(correlations, len(words))
+        aniso = [r for a, m in enumerate(names) for r in anisotropy_rows(m, st, a, summaries[m], pair_groups[m])]
     return {"pairs": pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA), "words": words_table,
             "anisotropy": pa.Table.from_pylist(aniso, schema=ANISOTROPY_SCHEMA)}

@@ -337,26 +337,35 @@ def load_models(out_dir: str, models: Sequence[str], vocab: Sequence[str]) -> In
         if never:
             raise InputError(f"model {m}: {len(never)} words of the vocabulary were never extracted (e.g. "
                              f"{never[:5]}); rerun `{extract_command(m, out_dir)}` with the same vocab settings")
-        keep = [i for i, x in enumerate(w) if x in in_vocab]
-        loaded[m] = ({w[i]: j for j, i in enumerate(keep)}, X[keep], manifest["key"])
+        # The store's row of each vocabulary word (its last, should a word repeat). Only the shared
+        # words' rows are read, once, by normalize; the store is kept whole unless most of it is
+        # outside the vocabulary (a vocab.max_words run on a full store).
+        row = {x: i for i, x in enumerate(w) if x in in_vocab}
+        if 2 * len(row) < len(w):
+            keep = np.fromiter(row.values(), np.int64, len(row))
+            X, row = X[keep], dict(zip(row, range(len(row))))
+        loaded[m] = (row, X, manifest["key"])
     shared = [w for w in vocab if all(w in row for row, _, _ in loaded.values())]
-    info, mats, zero_any = {}, [], np.zeros(len(shared), dtype=bool)
-    for m, (row, X, key) in loaded.items():
-        Xc = X[[row[w] for w in shared]]
+    info, units, zero_any = {}, [], np.zeros(len(shared), dtype=bool)
+    for m in list(loaded):
+        row, X, key = loaded.pop(m)
         info[m] = {"vocab_words": len(vocab), "embedded": len(row), "missing": len(vocab) - len(row),
                    "embeddings_key": key}
         try:
-            _, zero = normalize(Xc, shared)
+            U, zero = normalize(X, shared, rows=np.fromiter((row[w] for w in shared), np.int64, len(shared)))
         except ValueError as e:
             raise InputError(f"model {m}: {e}") from None
+        del X
         zero_any |= zero
         info[m]["zero_norm_words"] = [shared[i] for i in np.flatnonzero(zero)]
-        mats.append(Xc)
+        units.append((U, zero))
     words = [w for w, z in zip(shared, zero_any) if not z]
     if len(words) < 2:
         raise InputError(f"only {len(words)} words of the vocabulary are embedded (non-zero) by all of "
                          f"{list(models)}: no pairs to compare")
-    mats = [normalize(X[~zero_any], words)[0] for X in mats]
+    # A row's unit vector does not depend on the other rows: each model's unit rows over its own
+    # non-zero words, less the words another model has a zero vector for (most often: none).
+    mats = [U if not (zero_any & ~zero).any() else U[~zero_any[~zero]] for U, zero in units]
     scope = hashlib.sha256(json.dumps({"models": list(models), "keys": [info[m]["embeddings_key"] for m in models],
                                        "words": words_sha256(words)}).encode()).hexdigest()[:16]
     return Inputs(words, mats, info, scope)

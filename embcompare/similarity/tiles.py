@@ -96,15 +96,15 @@ def _block_sumsq(x, i0, n):
 
 
 @nb.njit(parallel=True, cache=True)
-def _unit_rows(X, plan, out, sumsq):
-    """Per row: the float64 sum of squares into ``sumsq``, in the order of ``plan``
-    (:func:`_pairwise_plan`), so that its root is ``np.linalg.norm``'s to the bit. It is
-    non-finite iff the row has a NaN or an Inf (a finite float32 square is below 2**256: no sum
-    of them overflows). For a finite non-zero row, float32(float64(x) / norm) into ``out``,
-    read while the row is in cache."""
+def _unit_rows(X, rows, plan, out, sumsq):
+    """Per row i of ``out``, from the row ``rows[i]`` of ``X``: the float64 sum of squares into
+    ``sumsq``, in the order of ``plan`` (:func:`_pairwise_plan`), so that its root is
+    ``np.linalg.norm``'s to the bit. It is non-finite iff the row has a NaN or an Inf (a finite
+    float32 square is below 2**256: no sum of them overflows). For a finite non-zero row,
+    float32(float64(x) / norm) into ``out``, read while the row is in cache."""
     d = X.shape[1]
-    for i in nb.prange(X.shape[0]):
-        row = X[i]
+    for i in nb.prange(rows.shape[0]):
+        row = X[rows[i]]
         stack = np.empty(64, dtype=np.float64)  # the tree is at most log2(d) deep
         sp = 0
         for k in range(plan.shape[0]):
@@ -135,8 +135,10 @@ def _drop_rows(out, zero):
     return k
 
 
-def normalize(X: np.ndarray, words: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(unit float32 rows of the non-zero vectors, boolean mask of the zero vectors).
+def normalize(X: np.ndarray, words: Sequence[str], rows: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """(unit float32 rows of the non-zero vectors, boolean mask of the zero vectors) of ``X``,
+    or of ``X[rows]`` (``words`` then names those rows) without the gathered copy.
 
     A zero vector is not a word embedding: it is left out, never turned into NaN. A
     non-finite value is an error naming the word (docs/definitions.md, Cosine and all pairs).
@@ -148,10 +150,16 @@ def normalize(X: np.ndarray, words: Sequence[str]) -> tuple[np.ndarray, np.ndarr
     X = np.asarray(X, dtype=np.float32)
     if X.ndim != 2:
         raise ValueError(f"vectors of shape {X.shape}: expected (n, d)")
-    out = np.empty(X.shape, dtype=np.float32)
-    sumsq = np.empty(X.shape[0], dtype=np.float64)
-    if X.size:
-        _unit_rows(X, _pairwise_plan(X.shape[1]), out, sumsq)
+    if rows is None:
+        rows = np.arange(X.shape[0], dtype=np.int64)
+    else:
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.ndim != 1 or (rows.size and not 0 <= rows.min() <= rows.max() < X.shape[0]):
+            raise ValueError(f"row indices outside 0..{X.shape[0] - 1}")
+    out = np.empty((rows.shape[0], X.shape[1]), dtype=np.float32)
+    sumsq = np.empty(rows.shape[0], dtype=np.float64)
+    if out.size:
+        _unit_rows(X, rows, _pairwise_plan(X.shape[1]), out, sumsq)
     else:
         sumsq[:] = 0.0
     finite = np.isfinite(sumsq)
