@@ -157,7 +157,7 @@ def test_repeating_fault_stops_naming_the_tile_and_keeps_finished_work(tmp_path,
     monkeypatch.setenv("EMBCOMPARE_FAULT_TILE", "joint:200-300x200-300")
     with pytest.raises(SystemExit, match=r"error: similarity joint tiles .*joint:[0-9a-f]+:200-300x200-300.* failed: The actor died"
                                          r".*finished tiles are kept in .*\.checkpoint"):
-        similarity_job.run(config(*ARGS, f"out_dir={out}", "similarity.retries=1", "similarity.checkpoint_every_s=0"))
+        similarity_job.run(config(*ARGS, f"out_dir={out}", "workers.retries=1", "similarity.checkpoint_every_s=0"))
     assert not (out / "similarity" / "glove_6b_50d" / "summary.json").exists()
     [path] = store.list_files(out / "similarity" / ".checkpoint", "*.pkl")
 
