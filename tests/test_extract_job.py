@@ -366,14 +366,15 @@ def test_a_submitted_job_joins_the_cluster_in_ray_address_with_one_worker_per_no
             assert time.time() < deadline, "the second node did not join"
             time.sleep(1)
         out = tmp_path / "o"
-        # MiniLM, 20 shards: enough work that the worker placed second still finds shards left
-        proc = run_job("extract.py", "model=sbert_minilm", "vocab.max_words=400", "extract.evaluation_words=false",
-                       "extract.shard_size=20", "ray.num_cpus=2", f"out_dir={out}",
+        # MiniLM, 6,000 words (about 15 s of work on one CPU) in 20 shards: the worker placed
+        # second (it loads the model while the first one works) still finds shards left
+        proc = run_job("extract.py", "model=sbert_minilm", "vocab.max_words=6000", "extract.evaluation_words=false",
+                       "extract.shard_size=300", "ray.num_cpus=2", f"out_dir={out}",
                        env={**env, "RAY_ADDRESS": address})
         assert f"Ray: joined {address}, 2 node(s), 2 CPUs" in proc.stdout + proc.stderr
         assert "(workers of 1 CPU, 0 GPU" in proc.stdout + proc.stderr
         man = store.read_manifest(out / "embeddings" / "sbert_minilm")
-        assert man["counts"]["words"] == 400
+        assert man["counts"]["words"] == 6000
         assert len(set(man["time"]["nodes_this_run"].values())) == 2, man["time"]  # workers ran on both nodes
     finally:
         for p in reversed(procs):  # our own raylets only, by their process group
