@@ -1,0 +1,180 @@
+"""The multi-node test infrastructure (tests/multinode.py), each piece proved against plain Ray:
+work lands on the worker nodes (never the CPU-0 head), a SIGKILLed node's work finishes on the
+others, a joining node takes work, a private-view node really cannot see the driver's files,
+pending demand makes the fake autoscaler launch nodes, and `ray job submit` runs on the worker
+nodes. Each cluster checks at exit that none of its processes is left."""
+import json
+import os
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from multinode import (autoscaling_cluster, cluster_processes, local_cluster, private_view_node,
+                       submit)
+
+ray = pytest.importorskip("ray")
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
+
+
+@ray.remote(num_cpus=1, max_retries=3)
+def unit(i: int, seconds: float, marks: str | None = None) -> tuple[int, str, int]:
+    """One unit of work: where it ran. ``marks``: a folder where it notes its start (node id in
+    the name), so that a test can kill the node while the unit is in flight."""
+    node = ray.get_runtime_context().get_node_id()
+    if marks:
+        Path(marks, f"{i}-{node}").touch()
+    time.sleep(seconds)
+    return i, node, os.getpid()
+
+
+@ray.remote(num_cpus=0)
+def exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+@ray.remote(num_cpus=0)
+def write(path: str, text: str) -> None:
+    Path(path).write_text(text)
+
+
+def _on(node_id: str) -> dict:
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(node_id, soft=False)}
+
+
+def _started_on(marks: Path, node_id: str) -> set[int]:
+    return {int(p.name.split("-")[0]) for p in marks.iterdir() if p.name.endswith(node_id)}
+
+
+def test_work_runs_on_worker_nodes_survives_a_sigkilled_node_and_spreads_to_a_new_one(tmp_path):
+    with local_cluster(n_workers=2) as c:
+        c.connect()
+        workers = c.node_ids()
+        assert len(set(workers)) == 2 and c.head_id not in workers
+        assert c.alive_ids() == {c.head_id, *workers}
+        raylets = [n.all_processes["raylet"][0].process.pid for n in c.worker_nodes()]
+
+        # Placement: the head has CPU 0, so every CPU unit runs on a worker node, and both get some.
+        ran = ray.get([unit.options(scheduling_strategy="SPREAD").remote(i, 0.5) for i in range(4)])
+        assert {node for _, node, _ in ran} == set(workers)
+        worker_pids = {pid for _, _, pid in ran}
+
+        # A node SIGKILLed while it runs a unit: every unit still finishes, on the other node.
+        marks = tmp_path / "marks"
+        marks.mkdir()
+        victim, survivor = c.worker_nodes()[0], c.worker_nodes()[1]
+        victim_pids = {pid for _, node, pid in ran if node == victim.node_id}
+        refs = [unit.options(scheduling_strategy="SPREAD").remote(i, 1.0, str(marks)) for i in range(6)]
+        deadline = time.time() + 60
+        while not _started_on(marks, victim.node_id):
+            assert time.time() < deadline, "no unit started on the victim node"
+            time.sleep(0.05)
+        in_flight = _started_on(marks, victim.node_id)
+        t_kill = time.time()
+        c.remove_worker(victim, sigkill=True)
+        detect_s = c.wait_dead(victim.node_id)
+        results = ray.get(refs, timeout=120)
+        print(f"node death seen by the GCS after {detect_s:.1f} s; all units done "
+              f"{time.time() - t_kill:.1f} s after the kill")
+        assert sorted(i for i, _, _ in results) == list(range(6))
+        assert {node for _, node, _ in results} == {survivor.node_id}
+        assert in_flight <= _started_on(marks, survivor.node_id), "a lost unit did not run again"
+        assert c.node_ids() == [survivor.node_id]
+        assert not psutil.pid_exists(raylets[0]) or psutil.Process(raylets[0]).status() == psutil.STATUS_ZOMBIE
+        gone, alive = psutil.wait_procs([psutil.Process(p) for p in victim_pids if psutil.pid_exists(p)],
+                                        timeout=20)
+        assert not alive, f"workers of the killed node still alive: {alive}"
+
+        # A node joining in the middle: queued units spread onto it.
+        refs = [unit.options(scheduling_strategy="SPREAD").remote(i, 1.0) for i in range(6)]
+        new = c.add_worker()
+        results = ray.get(refs, timeout=120)
+        assert new.node_id in {node for _, node, _ in results}
+        assert set(c.node_ids()) == {survivor.node_id, new.node_id}
+        scratch = c.scratch
+        worker_pids |= {pid for _, _, pid in results}
+        assert cluster_processes(scratch), "the scan finds no process of a running cluster"
+
+    # Teardown: no raylet, GCS or worker of this cluster is left.
+    assert not cluster_processes(scratch)
+    assert not [p for p in worker_pids | set(raylets) if psutil.pid_exists(p)
+                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert not ray.is_initialized()
+
+
+def test_a_private_view_node_cannot_see_a_file_the_driver_wrote(tmp_path):
+    hidden = tmp_path / "out_dir"
+    with local_cluster(n_workers=1) as c:
+        c.connect()
+        [plain] = c.node_ids()
+        private = private_view_node(c, hidden)
+        assert set(c.node_ids()) == {plain, private.node_id}
+        assert private.node_id in c.alive_ids()
+
+        probe = hidden / "probe.txt"
+        probe.write_text("written by the driver")
+        assert ray.get(exists.options(**_on(plain)).remote(str(probe)))
+        assert not ray.get(exists.options(**_on(private.node_id)).remote(str(probe)))
+        # And the other way: what the private node writes there stays on its own "disk".
+        ray.get(write.options(**_on(private.node_id)).remote(str(hidden / "from-node.txt"), "x"))
+        assert not (hidden / "from-node.txt").exists()
+        assert ray.get(exists.options(**_on(private.node_id)).remote(str(hidden / "from-node.txt")))
+        # Outside the hidden folder the node shares the driver's files.
+        assert ray.get(exists.options(**_on(private.node_id)).remote(str(tmp_path)))
+        pid = private.pid
+    assert not psutil.pid_exists(pid)
+    # The tmpfs lived in the node's own mount namespace: the driver's view is unchanged.
+    assert probe.read_text() == "written by the driver"
+
+
+def test_pending_actor_demand_makes_the_fake_autoscaler_launch_nodes():
+    with autoscaling_cluster(max_workers=3) as a:
+        a.connect()
+        assert a.node_ids() == []  # min_workers 0: nothing until there is demand
+
+        @ray.remote(num_cpus=1, resources={"fake_gpu": 1})
+        class Worker:
+            def where(self) -> str:
+                return ray.get_runtime_context().get_node_id()
+
+        t0 = time.time()
+        actors = [Worker.remote() for _ in range(2)]
+        where = ray.get([w.where.remote() for w in actors], timeout=150)
+        print(f"2 nodes launched by demand and actors running after {time.time() - t0:.1f} s")
+        launched = a.node_ids()
+        assert len(set(where)) == 2 and set(where) <= set(launched)
+        assert len(launched) <= 3
+        head = [n["NodeID"] for n in a.nodes() if n["Resources"].get("CPU", 0) == 0]
+        assert len(head) == 1 and head[0] not in where
+        scratch = a.scratch
+    assert not cluster_processes(scratch)
+
+
+ENTRY = """
+import json, time
+import ray
+
+ray.init()
+
+@ray.remote(num_cpus=1)
+def where(i):
+    time.sleep(0.5)
+    return ray.get_runtime_context().get_node_id()
+
+nodes = ray.get([where.options(scheduling_strategy="SPREAD").remote(i) for i in range(4)])
+print("NODES=" + json.dumps(sorted(set(nodes))))
+"""
+
+
+def test_ray_job_submit_runs_the_job_on_the_worker_nodes(tmp_path):
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "entry.py").write_text(ENTRY)
+    with local_cluster(n_workers=2, dashboard=True) as c:
+        rc, logs = submit(c, "python entry.py", env={"RAY_AUTH_MODE": "token"}, working_dir=job)
+        assert rc == 0, logs[-4000:]
+        [line] = [ln for ln in logs.splitlines() if ln.startswith("NODES=")]
+        assert set(json.loads(line[len("NODES="):])) == set(c.node_ids())
+        rc, logs = submit(c, "python -c 'raise SystemExit(3)'", env={"RAY_AUTH_MODE": "token"})
+        assert rc != 0 and "failed" in logs.lower()
