@@ -46,6 +46,10 @@ RAY_BIN = Path(sys.executable).parent / "ray"
 FAST_HEALTH_CHECK = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
                      "health_check_timeout_ms": 1000, "health_check_failure_threshold": 3}
 
+# `ray start --block` answers SIGTERM by draining its node for up to 30 s first (Ray 2.60, for
+# Kubernetes pod deletions); 0 stops it at once.
+NO_DRAIN = {"RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
+
 _serial = count()
 
 
@@ -310,7 +314,7 @@ def local_cluster(n_workers: int = 2, head_cpus: float = 0, worker_cpus: float =
             yield lc
         finally:
             killed = _teardown_local(cluster, lc, scratch)
-    shutil.rmtree(scratch, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
     assert not killed, f"Ray processes of the cluster left behind (SIGKILLed): {killed}"
 
 
@@ -346,7 +350,7 @@ def private_view_node(cluster: LocalCluster, hidden_dir: str | os.PathLike, num_
                  f"--metrics-export-port={metrics}", f"--runtime-env-agent-port={renv}",
                  "--min-worker-port=0", "--max-worker-port=0"]
     script = f'mount -t tmpfs tmpfs {shlex.quote(str(hidden))} && exec {shlex.join(ray_start)}'
-    env = {**os.environ, "RAY_TMPDIR": str(cluster.scratch), "PATH": f"{RAY_BIN.parent}:{os.environ['PATH']}"}
+    env = {**os.environ, **NO_DRAIN, "RAY_TMPDIR": str(cluster.scratch), "PATH": f"{RAY_BIN.parent}:{os.environ['PATH']}"}
     env.pop("RAY_ADDRESS", None)
     log = cluster.scratch / f"{tag}.log"
     with open(log, "w") as out:
@@ -421,7 +425,9 @@ def autoscaling_cluster(max_workers: int = 3, worker_resources: dict | None = No
     resources = dict(worker_resources or {"CPU": 1, "fake_gpu": 1})
     scratch = _scratch()
     gcs, agent, agent_grpc, metrics, renv, client = free_ports(6)
-    address = f"127.0.0.1:{gcs}"
+    from ray._private.services import get_node_ip_address
+
+    address = f"{get_node_ip_address()}:{gcs}"  # what ray.init would turn 127.0.0.1 into anyway
     config = {
         "cluster_name": f"ecmn-{scratch.name}", "max_workers": max_workers,
         # gcs_address: the fake provider's nodes join this head (its default is port 6379).
@@ -439,13 +445,16 @@ def autoscaling_cluster(max_workers: int = 3, worker_resources: dict | None = No
         "rsync_filter": []}
     cfg_path = scratch / "autoscaling.json"
     cfg_path.write_text(json.dumps(config))
-    cmd = [str(RAY_BIN), "start", "--head", "--block", f"--port={gcs}", "--node-ip-address=127.0.0.1",
+    cmd = [str(RAY_BIN), "start", "--head", "--block", f"--port={gcs}",
            "--num-cpus=0", f"--autoscaling-config={cfg_path}", f"--temp-dir={scratch / 'ray'}",
            "--include-dashboard=false", "--disable-usage-stats", f"--dashboard-agent-listen-port={agent}",
            f"--dashboard-agent-grpc-port={agent_grpc}", f"--metrics-export-port={metrics}",
            f"--runtime-env-agent-port={renv}", f"--ray-client-server-port={client}",
            f"--system-config={json.dumps(FAST_HEALTH_CHECK, separators=(',', ':'))}"]
-    env = {**os.environ, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1",
+    # RAY_AUTH_MODE=disabled: `ray start` turns token authentication on when ~/.ray/auth_token
+    # exists, and a driver of this process (RAY_AUTH_MODE unset) then cannot connect; the
+    # in-process Cluster heads of local_cluster run without it too.
+    env = {**os.environ, **NO_DRAIN, "RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1", "RAY_AUTH_MODE": "disabled",
            "RAY_TMPDIR": str(scratch), "PATH": f"{RAY_BIN.parent}:{os.environ['PATH']}"}
     env.pop("RAY_ADDRESS", None)
     log = scratch / "head.log"
@@ -475,5 +484,5 @@ def autoscaling_cluster(max_workers: int = 3, worker_resources: dict | None = No
                 os.killpg(head.pid, signal.SIGKILL)
                 head.wait(timeout=10)
         killed = reap(scratch, known)
-    shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     assert not killed, f"Ray processes of the autoscaling cluster left behind (SIGKILLed): {killed}"
