@@ -180,20 +180,23 @@ def _wait_http(url: str, timeout_s: float, what: str, log: Path | None = None) -
 
 
 @contextmanager
-def _ray_tmpdir(scratch: Path) -> Iterator[None]:
-    """RAY_TMPDIR at ``scratch`` while the cluster lives, restored after: Ray writes the address
-    of the latest cluster to $RAY_TMPDIR/ray/ray_current_cluster, and a bare ``ray.init()``
-    anywhere on the machine reads it; under /tmp/ray it would pull other people's runs onto
-    this cluster."""
-    before = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = str(scratch)
+def _cluster_env(scratch: Path) -> Iterator[None]:
+    """While the cluster lives (restored after): RAY_TMPDIR at ``scratch``, because Ray writes the
+    address of the latest cluster to $RAY_TMPDIR/ray/ray_current_cluster and a bare
+    ``ray.init()`` anywhere on the machine reads it (under /tmp/ray it would pull other people's
+    runs onto this cluster); and this interpreter's bin first on PATH, for the nodes this
+    process starts: a job's ``python ...`` entrypoint is then this environment's Python."""
+    changed = {"RAY_TMPDIR": str(scratch), "PATH": f"{RAY_BIN.parent}:{os.environ.get('PATH', '')}"}
+    before = {k: os.environ.get(k) for k in changed}
+    os.environ.update(changed)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = before
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 class PrivateNode:
@@ -294,7 +297,7 @@ def local_cluster(n_workers: int = 2, head_cpus: float = 0, worker_cpus: float =
     from ray.cluster_utils import Cluster
 
     scratch = _scratch()
-    with _ray_tmpdir(scratch):
+    with _cluster_env(scratch):
         dash_port, agent, metrics, renv, client = free_ports(5)
         head_args: dict[str, Any] = dict(
             num_cpus=head_cpus, temp_dir=str(scratch / "ray"), include_dashboard=dashboard,
