@@ -199,6 +199,23 @@ def _cluster_env(scratch: Path) -> Iterator[None]:
                 os.environ[k] = v
 
 
+def _stop_group(proc: subprocess.Popen, grace_s: float) -> None:
+    """Stop the process group led by ``proc`` (a ``ray start --block`` started in a session of its
+    own, with every process of its node): SIGTERM, and after ``grace_s`` seconds SIGKILL to
+    whatever is left of the group. The nodes here hold nothing worth a slow shutdown."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 10)):
+        if sig == signal.SIGTERM and (grace_s <= 0 or proc.poll() is not None):
+            continue
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:  # the whole group is gone
+            break
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 class PrivateNode:
     """A worker node started by ``private_view_node``: its own mount namespace, stopped by the PID
     of its ``ray start --block`` (process group)."""
@@ -211,16 +228,7 @@ class PrivateNode:
         return self.proc.pid
 
     def stop(self, sigkill: bool = False) -> None:
-        if self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL if sigkill else signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        _stop_group(self.proc, grace_s=0 if sigkill else 5)
 
 
 class LocalCluster:
@@ -358,7 +366,11 @@ def private_view_node(cluster: LocalCluster, hidden_dir: str | os.PathLike, num_
     log = cluster.scratch / f"{tag}.log"
     with open(log, "w") as out:
         # unshare does not fork: the PID is ray start's, and its process group holds the node.
-        proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script], env=env,
+        # As root `unshare -m` is enough; `-rm` (a user namespace mapping this user to root) lets
+        # a non-root user mount the tmpfs, where the kernel allows unprivileged user namespaces.
+        # Both keep Ray working (checked as root).
+        flags = "-m" if os.geteuid() == 0 else "-rm"
+        proc = subprocess.Popen(["unshare", flags, "--propagation", "private", "sh", "-c", script], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + timeout_s
     node_id = None
@@ -479,13 +491,7 @@ def autoscaling_cluster(max_workers: int = 3, worker_resources: dict | None = No
         # The fake provider's nodes are children of the head's autoscaler (monitor) process.
         known = _descendants([head.pid])
         _disconnect_driver(address)
-        if head.poll() is None:
-            os.killpg(head.pid, signal.SIGTERM)
-            try:
-                head.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(head.pid, signal.SIGKILL)
-                head.wait(timeout=10)
+        _stop_group(head, grace_s=3)
         killed = reap(scratch, known)
         shutil.rmtree(scratch, ignore_errors=True)
     assert not killed, f"Ray processes of the autoscaling cluster left behind (SIGKILLed): {killed}"
