@@ -309,11 +309,16 @@ def local_cluster(n_workers: int = 2, head_cpus: float = 0, worker_cpus: float =
         dash_port, agent, metrics, renv, client = free_ports(5)
         head_args: dict[str, Any] = dict(
             num_cpus=head_cpus, temp_dir=str(scratch / "ray"), include_dashboard=dashboard,
-            dashboard_host="127.0.0.1", dashboard_port=dash_port if dashboard else None,
+            # A free dashboard port even without the dashboard: the head still starts a dashboard
+            # process, on 8265 (another person's, maybe) unless told otherwise.
+            dashboard_host="127.0.0.1", dashboard_port=dash_port,
             dashboard_agent_listen_port=agent, metrics_export_port=metrics, runtime_env_agent_port=renv,
             ray_client_server_port=client, _system_config=system_config or FAST_HEALTH_CHECK)
         cluster = None
         lc = None
+        # Each Node of a Cluster installs its SIGTERM handler in this process (drain that node,
+        # then exit); put pytest's back once the cluster is gone.
+        sigterm = signal.getsignal(signal.SIGTERM)
         try:
             cluster = Cluster(initialize_head=True, head_node_args=head_args)
             lc = LocalCluster(cluster, scratch, worker_cpus, resources,
@@ -326,6 +331,7 @@ def local_cluster(n_workers: int = 2, head_cpus: float = 0, worker_cpus: float =
         finally:
             killed = _teardown_local(cluster, lc, scratch)
             shutil.rmtree(scratch, ignore_errors=True)
+            signal.signal(signal.SIGTERM, sigterm)
     assert not killed, f"Ray processes of the cluster left behind (SIGKILLed): {killed}"
 
 

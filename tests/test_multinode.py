@@ -103,28 +103,28 @@ def test_work_runs_on_worker_nodes_survives_a_sigkilled_node_and_spreads_to_a_ne
     assert not ray.is_initialized()
 
 
-def test_a_private_view_node_cannot_see_a_file_the_driver_wrote(tmp_path):
+def test_a_private_view_node_cannot_see_a_file_the_driver_wrote(ray_cluster, tmp_path):
+    c = ray_cluster
+    plain = c.node_ids()
     hidden = tmp_path / "out_dir"
-    with local_cluster(n_workers=1) as c:
-        c.connect()
-        [plain] = c.node_ids()
-        private = private_view_node(c, hidden)
-        assert set(c.node_ids()) == {plain, private.node_id}
-        assert private.node_id in c.alive_ids()
+    private = private_view_node(c, hidden)
+    assert set(c.node_ids()) == {*plain, private.node_id}
+    assert private.node_id in c.alive_ids()
 
-        probe = hidden / "probe.txt"
-        probe.write_text("written by the driver")
-        assert ray.get(exists.options(**_on(plain)).remote(str(probe)))
-        assert not ray.get(exists.options(**_on(private.node_id)).remote(str(probe)))
-        # And the other way: what the private node writes there stays on its own "disk".
-        ray.get(write.options(**_on(private.node_id)).remote(str(hidden / "from-node.txt"), "x"))
-        assert not (hidden / "from-node.txt").exists()
-        assert ray.get(exists.options(**_on(private.node_id)).remote(str(hidden / "from-node.txt")))
-        # Outside the hidden folder the node shares the driver's files.
-        assert ray.get(exists.options(**_on(private.node_id)).remote(str(tmp_path)))
-        pid = private.pid
-    assert not psutil.pid_exists(pid)
-    # The tmpfs lived in the node's own mount namespace: the driver's view is unchanged.
+    probe = hidden / "probe.txt"
+    probe.write_text("written by the driver")
+    assert all(ray.get([exists.options(**_on(n)).remote(str(probe)) for n in plain]))
+    assert not ray.get(exists.options(**_on(private.node_id)).remote(str(probe)))
+    # And the other way: what the private node writes there stays on its own "disk".
+    ray.get(write.options(**_on(private.node_id)).remote(str(hidden / "from-node.txt"), "x"))
+    assert not (hidden / "from-node.txt").exists()
+    assert ray.get(exists.options(**_on(private.node_id)).remote(str(hidden / "from-node.txt")))
+    # Outside the hidden folder the node shares the driver's files.
+    assert ray.get(exists.options(**_on(private.node_id)).remote(str(tmp_path)))
+    # The tmpfs lives in the node's own mount namespace: the driver's view is unchanged, also
+    # once the node is stopped.
+    private.stop()
+    assert private.proc.returncode is not None and private.node_id not in c.node_ids()
     assert probe.read_text() == "written by the driver"
 
 
