@@ -313,7 +313,9 @@ def local_cluster(n_workers: int = 2, head_cpus: float = 0, worker_cpus: float =
             # process, on 8265 (another person's, maybe) unless told otherwise.
             dashboard_host="127.0.0.1", dashboard_port=dash_port,
             dashboard_agent_listen_port=agent, metrics_export_port=metrics, runtime_env_agent_port=renv,
-            ray_client_server_port=client, _system_config=system_config or FAST_HEALTH_CHECK)
+            # A copy: the head writes its object_spilling_config (a path in its session dir) into
+            # the dict it is given, which would send every later cluster's spills there.
+            ray_client_server_port=client, _system_config=dict(system_config or FAST_HEALTH_CHECK))
         cluster = None
         lc = None
         # Each Node of a Cluster installs its SIGTERM handler in this process (drain that node,
