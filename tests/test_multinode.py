@@ -19,13 +19,14 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noq
 
 
 @ray.remote(num_cpus=1, max_retries=3)
-def unit(i: int, seconds: float, marks: str | None = None) -> tuple[int, str, int]:
-    """One unit of work: where it ran. ``marks``: a folder where it notes its start (node id in
-    the name), so that a test can kill the node while the unit is in flight."""
+def unit(i: int, marks: str, gate: str) -> tuple[int, str, int]:
+    """One unit of work, which notes its start in the folder ``marks`` (node id in the name) and
+    then holds its CPU until the file ``gate`` exists: the test decides what is in flight where,
+    whatever the machine's load. Returns where it ran."""
     node = ray.get_runtime_context().get_node_id()
-    if marks:
-        Path(marks, f"{i}-{node}").touch()
-    time.sleep(seconds)
+    Path(marks, f"{i}-{node}").touch()
+    while not os.path.exists(gate):
+        time.sleep(0.05)
     return i, node, os.getpid()
 
 
@@ -47,6 +48,19 @@ def _started_on(marks: Path, node_id: str) -> set[int]:
     return {int(p.name.split("-")[0]) for p in marks.iterdir() if p.name.endswith(node_id)}
 
 
+def _wait_until(cond, what: str, timeout_s: float = 60) -> None:
+    deadline = time.time() + timeout_s
+    while not cond():
+        assert time.time() < deadline, what
+        time.sleep(0.05)
+
+
+def _phase(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    marks = tmp_path / name
+    marks.mkdir()
+    return marks, tmp_path / f"{name}.open"
+
+
 def test_work_runs_on_worker_nodes_survives_a_sigkilled_node_and_spreads_to_a_new_one(tmp_path):
     with local_cluster(n_workers=2) as c:
         c.connect()
@@ -55,40 +69,47 @@ def test_work_runs_on_worker_nodes_survives_a_sigkilled_node_and_spreads_to_a_ne
         assert c.alive_ids() == {c.head_id, *workers}
         raylets = [n.all_processes["raylet"][0].process.pid for n in c.worker_nodes()]
 
-        # Placement: the head has CPU 0, so every CPU unit runs on a worker node, and both get some.
-        ran = ray.get([unit.options(scheduling_strategy="SPREAD").remote(i, 0.5) for i in range(4)])
+        # Placement: two units held at once need both 1-CPU worker nodes (the head has CPU 0).
+        marks, gate = _phase(tmp_path, "placement")
+        refs = [unit.remote(i, str(marks), str(gate)) for i in range(2)]
+        _wait_until(lambda: len(list(marks.iterdir())) == 2, "two units did not start together")
+        gate.touch()
+        ran = ray.get(refs, timeout=60)
         assert {node for _, node, _ in ran} == set(workers)
         worker_pids = {pid for _, _, pid in ran}
 
-        # A node SIGKILLed while it runs a unit: every unit still finishes, on the other node.
-        marks = tmp_path / "marks"
-        marks.mkdir()
-        victim, survivor = c.worker_nodes()[0], c.worker_nodes()[1]
+        # A node SIGKILLed while it holds a unit: every unit still finishes, all on the other
+        # node, the lost one run again there.
+        victim, survivor = c.worker_nodes()
         victim_pids = {pid for _, node, pid in ran if node == victim.node_id}
-        refs = [unit.options(scheduling_strategy="SPREAD").remote(i, 1.0, str(marks)) for i in range(6)]
-        deadline = time.time() + 60
-        while not _started_on(marks, victim.node_id):
-            assert time.time() < deadline, "no unit started on the victim node"
-            time.sleep(0.05)
+        marks, gate = _phase(tmp_path, "kill")
+        refs = [unit.remote(i, str(marks), str(gate)) for i in range(4)]
+        _wait_until(lambda: _started_on(marks, victim.node_id), "no unit started on the victim node")
         in_flight = _started_on(marks, victim.node_id)
         t_kill = time.time()
         c.remove_worker(victim, sigkill=True)
         detect_s = c.wait_dead(victim.node_id)
+        gate.touch()
         results = ray.get(refs, timeout=120)
         print(f"node death seen by the GCS after {detect_s:.1f} s; all units done "
               f"{time.time() - t_kill:.1f} s after the kill")
-        assert sorted(i for i, _, _ in results) == list(range(6))
+        assert sorted(i for i, _, _ in results) == list(range(4))
         assert {node for _, node, _ in results} == {survivor.node_id}
         assert in_flight <= _started_on(marks, survivor.node_id), "a lost unit did not run again"
-        assert c.node_ids() == [survivor.node_id]
+        assert c.node_ids() == [survivor.node_id] and victim.node_id not in c.alive_ids()
         assert not psutil.pid_exists(raylets[0]) or psutil.Process(raylets[0]).status() == psutil.STATUS_ZOMBIE
         gone, alive = psutil.wait_procs([psutil.Process(p) for p in victim_pids if psutil.pid_exists(p)],
                                         timeout=20)
         assert not alive, f"workers of the killed node still alive: {alive}"
 
-        # A node joining in the middle: queued units spread onto it.
-        refs = [unit.options(scheduling_strategy="SPREAD").remote(i, 1.0) for i in range(6)]
+        # A node joining while units wait: the survivor's CPU is held, so the queued units can
+        # only start on the new node.
+        marks, gate = _phase(tmp_path, "join")
+        refs = [unit.remote(i, str(marks), str(gate)) for i in range(3)]
+        _wait_until(lambda: _started_on(marks, survivor.node_id), "no unit started on the survivor")
         new = c.add_worker()
+        _wait_until(lambda: _started_on(marks, new.node_id), "the new node took no unit")
+        gate.touch()
         results = ray.get(refs, timeout=120)
         assert new.node_id in {node for _, node, _ in results}
         assert set(c.node_ids()) == {survivor.node_id, new.node_id}
