@@ -241,6 +241,7 @@ class LocalCluster:
         self.worker_cpus, self.resources = worker_cpus, resources
         self.dashboard_url = dashboard_url
         self.private_nodes: list[PrivateNode] = []
+        self._workers: list[Any] = []  # in the order added (Cluster keeps a set)
 
     @property
     def address(self) -> str:
@@ -262,21 +263,33 @@ class LocalCluster:
         node = self.cluster.add_node(num_cpus=self.worker_cpus if num_cpus is None else num_cpus,
                                      resources=resources if resources is not None else self.resources)
         self.cluster.wait_for_nodes()
+        self._workers.append(node)
         return node
 
     def remove_worker(self, node: Any, sigkill: bool = True) -> None:
-        """Kill a worker node: SIGKILL of its raylet (``remove_node(allow_graceful=False)``); its
-        worker processes then die with it. The GCS marks the node dead after its health checks
-        fail (``wait_dead``)."""
+        """Take a worker node away. ``sigkill``: as a lost machine, SIGKILL at once to its raylet
+        and every process under it (workers, agents), so that no worker of the node finishes a
+        write after the node is gone; then ``Cluster.remove_node(allow_graceful=False)``.
+        Otherwise a graceful stop. The GCS marks the node dead once its health checks fail
+        (``wait_dead``)."""
+        if sigkill:
+            own = [p.process.pid for ps in node.all_processes.values() for p in ps]
+            for p in _descendants(own):
+                try:
+                    p.kill()
+                except psutil.NoSuchProcess:
+                    pass
         self.cluster.remove_node(node, allow_graceful=not sigkill)
+        self._workers.remove(node)
 
     def worker_nodes(self) -> list[Any]:
-        return list(self.cluster.worker_nodes)
+        """Ray's ``Node`` handles of the worker nodes started by ``add_worker`` and not removed."""
+        return list(self._workers)
 
     def node_ids(self) -> list[str]:
         """Ids of the worker nodes this cluster started and has not removed (private-view nodes
         included); the head's is ``head_id``."""
-        ids = [n.node_id for n in self.cluster.worker_nodes]
+        ids = [n.node_id for n in self._workers]
         return ids + [p.node_id for p in self.private_nodes if p.proc.poll() is None]
 
     def alive_ids(self) -> set[str]:
