@@ -5,6 +5,8 @@ pending demand makes the fake autoscaler launch nodes, and `ray job submit` runs
 nodes. Each cluster checks at exit that none of its processes is left."""
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -201,6 +203,13 @@ def test_ray_job_submit_runs_the_job_on_the_worker_nodes(tmp_path):
     job.mkdir()
     (job / "entry.py").write_text(ENTRY)
     with local_cluster(n_workers=2, dashboard=True) as c:
+        # A driver in a process of its own (a job run with ray.address=... or RAY_ADDRESS) joins.
+        proc = subprocess.run([sys.executable, "entry.py"], cwd=job, env={**os.environ, "RAY_ADDRESS": c.address},
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        [line] = [ln for ln in proc.stdout.splitlines() if ln.startswith("NODES=")]
+        assert set(json.loads(line[len("NODES="):])) == set(c.node_ids())
+
         rc, logs = submit(c, "python entry.py", env={"RAY_AUTH_MODE": "token"}, working_dir=job)
         assert rc == 0, logs[-4000:]
         [line] = [ln for ln in logs.splitlines() if ln.startswith("NODES=")]
