@@ -40,9 +40,9 @@ import psutil
 
 RAY_BIN = Path(sys.executable).parent / "ray"
 
-# Ray's defaults notice a dead node after about 30 s (failure threshold 5 x period 3 s, plus the
-# initial delay); the GCS settings below make it a few seconds, so that a SIGKILLed node's tasks
-# and actors are retried elsewhere quickly.
+# With Ray's default GCS health checks a SIGKILLed node was marked dead 17 s after the kill
+# (measured here); with these, in 1-1.5 s, so that its tasks and actors are retried elsewhere
+# at once.
 FAST_HEALTH_CHECK = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 500,
                      "health_check_timeout_ms": 1000, "health_check_failure_threshold": 3}
 
@@ -312,7 +312,8 @@ def local_cluster(n_workers: int = 2, head_cpus: float = 0, worker_cpus: float =
                   system_config: dict | None = None) -> Iterator[LocalCluster]:
     """A head with ``head_cpus`` CPUs (0, as in cluster.yaml) and ``n_workers`` worker nodes of
     ``worker_cpus`` CPUs and ``resources`` each. ``dashboard=True`` starts the dashboard (the job
-    server ``submit`` needs). GCS health checks are FAST_HEALTH_CHECK unless ``system_config``.
+    server ``submit`` needs). GCS health checks are FAST_HEALTH_CHECK unless ``system_config``
+    ({}: Ray's defaults).
     At exit: the driver disconnected, every node stopped, and AssertionError if any process of
     the cluster was still alive 20 s later (it is SIGKILLed first)."""
     from ray.cluster_utils import Cluster
@@ -328,7 +329,7 @@ def local_cluster(n_workers: int = 2, head_cpus: float = 0, worker_cpus: float =
             dashboard_agent_listen_port=agent, metrics_export_port=metrics, runtime_env_agent_port=renv,
             # A copy: the head writes its object_spilling_config (a path in its session dir) into
             # the dict it is given, which would send every later cluster's spills there.
-            ray_client_server_port=client, _system_config=dict(system_config or FAST_HEALTH_CHECK))
+            ray_client_server_port=client, _system_config=dict(FAST_HEALTH_CHECK if system_config is None else system_config))
         cluster = None
         lc = None
         # Each Node of a Cluster installs its SIGTERM handler in this process (drain that node,
