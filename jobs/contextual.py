@@ -368,7 +368,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     tables = collect(settings, model_cfgs, by_task)
     # Rates over every part (this run's and earlier runs'): sentences embedded per second of
     # embedding, model loading and the decontextualised vectors left out.
-    rates = {m: {**tables["totals"][m], "kind": tables["kinds"][m], "parts_run": run_stats[m]["parts_run"]}
+    rates = {m: {**tables["totals"][m], "kind": tables["kinds"][m], "parts_run": run_stats[m]["parts_run"],
+                 "nodes": run_stats[m].get("nodes", {})}  # task -> the Ray node that ran its part in this run
              for m in model_cfgs}
     headline = {"records": len(records), "records_per_task": {t: len(rs) for t, rs in by_task.items()},
                 "anchors": len({r.anchor for r in records}), "generation_seconds": round(gen_s, 1),

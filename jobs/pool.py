@@ -103,7 +103,7 @@ def growable() -> bool:
 
 
 def placeable_now(res: Resources) -> int:
-    """How many workers of ``res`` the alive nodes hold at once."""
+    """How many workers of ``res`` the alive nodes hold at once (their total resources)."""
     import ray
 
     from common import placeable
@@ -173,7 +173,7 @@ class Pool:
     def _target(self, n_units: int) -> int:
         cap = n_units if self.size is None else min(self.size, n_units)
         if not self.grows:  # an embedded Ray never grows: asking for more only queues actors forever
-            cap = min(cap, max(placeable_now(self.res) + len(self.placed), 1))
+            cap = min(cap, max(placeable_now(self.res), 1))
         return max(cap, 1) if n_units else 0
 
     def _spawn(self, n: int) -> None:
@@ -203,14 +203,11 @@ class Pool:
             while queue and idle and failure is None:
                 unit, actor = queue.popleft(), idle.pop()
                 running[actor.call.remote(method, *args(unit))] = (unit, actor)
-            if not queue and (idle or self.starting):
-                # nothing left to hand out: free the idle and unplaced workers' resources now
-                for actor in idle:
-                    ray.kill(actor)
-                    self.placed.pop(actor, None)
+            if not queue and self.starting:
+                # nothing left to hand out: withdraw the demand for more workers (an autoscaler
+                # would launch nodes for nothing); placed workers stay for the next map
                 for actor in self.starting.values():
                     ray.kill(actor)
-                idle.clear()
                 self.starting.clear()
             waits = list(running) + list(self.starting)
             if not waits:
