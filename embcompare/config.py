@@ -54,9 +54,13 @@ ModelNames = Annotated[list[str], Field(min_length=1, description="names under <
 
 
 class WorkersConfig(Section):
-    num: Union[Auto, Annotated[int, Field(ge=1)]] = Field("auto", description="auto: one per GPU, else one per node")
-    cpus: Union[Auto, Annotated[float, Field(gt=0)]] = "auto"
+    # the most workers a stage's pool asks for at once; auto: one per unit of work (shard, tile
+    # group, part). On a cluster, those not placed yet are the autoscaler's demand.
+    max: Union[Auto, Annotated[int, Field(ge=1)]] = "auto"
+    cpus: Union[Auto, Annotated[float, Field(gt=0)]] = "auto"  # auto: one worker per GPU, else per node
     gpus: Union[Auto, Annotated[float, Field(ge=0)]] = "auto"
+    retries: int = Field(2, ge=0)  # new workers (and tries) for a unit whose worker was lost (crash, OOM, node)
+    wait_s: float = Field(900.0, gt=0)  # on a cluster: how long to wait for a first worker (the autoscaler)
 
 
 class RayConfig(Section):

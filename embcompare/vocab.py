@@ -202,3 +202,17 @@ class WordNet:
     def examples(self) -> list[tuple[str, str]]:
         """(synset id, example sentence) for every example quoted in a gloss."""
         return [(s.id, e) for s in self.synsets.values() for e in s.examples]
+
+
+def vocabulary(vocab_cfg) -> list[str]:
+    """The WordNet word list a ``vocab`` config section (conf/vocab/*.yaml, a mapping or a
+    VocabConfig) selects; ValueError naming the filter when it leaves no word."""
+    from .config import VocabConfig, validate
+
+    v = vocab_cfg if isinstance(vocab_cfg, VocabConfig) else validate(vocab_cfg, VocabConfig, "vocab")
+    filt = VocabFilter(pos=tuple(v.pos), min_length=v.min_length, multiword=v.multiword, max_words=v.max_words)
+    words = load_words(v.wordnet_dir, filt)
+    if not words:
+        raise ValueError(f"the vocabulary is empty after filtering: no WordNet lemma passes vocab.pos={v.pos}, "
+                         f"vocab.min_length={v.min_length}, vocab.multiword={v.multiword}")
+    return words

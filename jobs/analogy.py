@@ -1,5 +1,6 @@
 """Analogies (BATS 3.0, Google) with 3CosAdd, 3CosAvg, 3CosMul, LRCos and PairDistance, and
-word-pair similarity against human ratings (WordSim-353, SimLex-999), one Ray task per model.
+word-pair similarity against human ratings (WordSim-353, SimLex-999), one unit per model on
+the worker pool (jobs/pool.py).
 
     python jobs/analogy.py 'models=[glove_6b_50d,sbert_minilm,smollm2_135m]'
     python jobs/analogy.py models=[glove_6b_50d] 'analogy.datasets=[google]' 'analogy.methods=[3CosAdd]'
@@ -14,7 +15,8 @@ import hydra
 from omegaconf import DictConfig
 
 import common  # noqa: F401 - puts the repo on sys.path
-from common import expand_models, log, start_ray, unwrap, worker_resources
+from common import expand_models, log, start_ray, worker_pool
+from pool import NoWorker, UnitFailed, check_out_dir
 
 QUESTION_COLUMNS = ("dataset", "category", "method", "a", "a_prime", "b", "answers", "predicted", "rank", "correct",
                     "oov")
@@ -65,6 +67,21 @@ def evaluate_model(model: str, store_dir: str, cfg: dict) -> dict[str, Any]:
             "seconds": time.perf_counter() - t0, "n_candidates": len(space.words)}
 
 
+class Evaluator:
+    """evaluate_model on a pool worker (jobs/pool.py), with its BLAS and Numba threads set to the
+    worker's CPU share."""
+
+    def __init__(self, threads: int = 1):
+        import numba
+        from threadpoolctl import threadpool_limits
+
+        self._limits = threadpool_limits(max(1, threads))
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+    def evaluate(self, model: str, store_dir: str, cfg: dict) -> dict[str, Any]:
+        return evaluate_model(model, store_dir, cfg)
+
+
 def check(cfg: DictConfig) -> None:
     """Raise ConfigError unless ``cfg`` is an analogy config this job understands (no work done)."""
     from embcompare.analogy.schema import validate_job
@@ -77,7 +94,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     <out_dir>/analogy/results.parquet, analogy/questions/<model>.parquet and
     wordsim/results.parquet. Returns per model its seconds and overall accuracies."""
     import pyarrow as pa
-    import ray
 
     from embcompare import commit, store
     from embcompare.analogy import load_sections
@@ -107,22 +123,24 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     t_start = time.time()
     read_keys = commit.embeddings_keys(job.out_dir, models)  # what this run reads, for its commit
     start_ray(cfg.ray)
-    _, cpus, gpus = worker_resources(cfg.workers)
+    probe = check_out_dir(job.out_dir)
     plain = job.model_dump()
-    task = ray.remote(evaluate_model).options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD")
-    refs = [task.remote(m, store.join(job.out_dir, "embeddings", m), plain) for m in models]
-    results, wordsim, summary, written = [], [], {}, []
-    for ref in refs:
+    summary, written, by_model = {}, [], {}
+    with worker_pool(cfg.workers, Evaluator, (), retries=job.workers.retries, label="analogy", probe=probe) as pool:
         try:
-            r = ray.get(ref)
-        except ray.exceptions.RayError as e:
-            raise SystemExit(f"error: analogy failed: {unwrap(e)}") from None
-        results += r["results"]
-        wordsim += r["wordsim"]
-        written.append(store.join(job.out_dir, "analogy", "questions", f"{r['model']}.parquet"))
-        store.write_table(written[-1], r["questions"])
-        log.info("%s: %d candidate words, %.1f s", r["model"], r["n_candidates"], r["seconds"])
-        summary[r["model"]] = {"seconds": r["seconds"], "n_candidates": r["n_candidates"]}
+            for m, r, node in pool.map(models, "evaluate",
+                                       lambda m: (m, store.join(job.out_dir, "embeddings", m), plain),
+                                       name=lambda m: f"model {m}"):
+                by_model[m] = r
+                written.append(store.join(job.out_dir, "analogy", "questions", f"{m}.parquet"))
+                store.write_table(written[-1], r["questions"])
+                log.info("%s: %d candidate words, %.1f s", m, r["n_candidates"], r["seconds"])
+                summary[m] = {"seconds": r["seconds"], "n_candidates": r["n_candidates"], "node": node}
+        except (UnitFailed, NoWorker) as e:
+            raise SystemExit(f"error: analogy failed: {e}") from None
+    # in the order of the models asked for, whichever finished first
+    results = [row for m in models for row in by_model[m]["results"]]
+    wordsim = [row for m in models for row in by_model[m]["wordsim"]]
     written += [store.join(job.out_dir, "analogy", "results.parquet"), store.join(job.out_dir, "wordsim", "results.parquet")]
     store.write_table(written[-2], pa.Table.from_pylist(results))
     store.write_table(written[-1], pa.Table.from_pylist(wordsim))

@@ -15,6 +15,9 @@ if str(ROOT) not in sys.path:  # `python jobs/x.py` puts jobs/ on the path, not 
 
 log = logging.getLogger("embcompare")
 
+# Set by start_ray: this process joined a cluster (which may grow), not an embedded local Ray.
+JOINED_CLUSTER = False
+
 
 def _log_dir(out_dir: str) -> str:
     """Hydra's run folder must be local: ``<out_dir>/logs`` for a local out_dir, ``outputs/logs``
@@ -45,12 +48,14 @@ def start_ray(ray_cfg: Any) -> None:
     """
     import ray
 
+    global JOINED_CLUSTER
     if ray.is_initialized():
         return
     address = getattr(ray_cfg, "address", None)
     num_cpus = getattr(ray_cfg, "num_cpus", None)
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True,
                               "configure_logging": False}
+    JOINED_CLUSTER = bool(address or os.environ.get("RAY_ADDRESS"))
     if address:
         ray.init(address=address, **kwargs)
     elif os.environ.get("RAY_ADDRESS"):
@@ -70,28 +75,19 @@ def start_ray(ray_cfg: Any) -> None:
 
 
 def load_vocab(vocab_cfg: Any) -> list[str]:
-    """The WordNet word list the ``vocab`` section selects; ValueError naming the filter when it
-    leaves no word."""
-    from embcompare.config import VocabConfig, validate
-    from embcompare.vocab import VocabFilter, load_words
+    """The WordNet word list the ``vocab`` section selects (embcompare.vocab.vocabulary)."""
+    from embcompare.vocab import vocabulary
 
-    v = vocab_cfg if isinstance(vocab_cfg, VocabConfig) else validate(vocab_cfg, VocabConfig, "vocab")
-    filt = VocabFilter(pos=tuple(v.pos), min_length=v.min_length, multiword=v.multiword, max_words=v.max_words)
-    words = load_words(v.wordnet_dir, filt)
-    if not words:
-        raise ValueError(f"the vocabulary is empty after filtering: no WordNet lemma passes vocab.pos={v.pos}, "
-                         f"vocab.min_length={v.min_length}, vocab.multiword={v.multiword}")
-    return words
+    return vocabulary(vocab_cfg)
 
 
-def plan_workers(nodes: Sequence[Mapping[str, float]], num: Any = "auto", cpus: Any = "auto",
-                 gpus: Any = "auto") -> tuple[int, float, float]:
-    """(number of workers, CPUs each, GPUs each) for the alive nodes' resources ``nodes``
-    (one mapping per node, as ray.nodes() gives them) and the ``workers:`` settings.
+def plan_workers(nodes: Sequence[Mapping[str, float]], cpus: Any = "auto", gpus: Any = "auto") -> tuple[float, float]:
+    """(CPUs, GPUs) of one worker, for the alive nodes' resources ``nodes`` (one mapping per
+    node, as ray.nodes() gives them) and the ``workers:`` settings.
 
-    Auto: one worker per GPU across all nodes when the cluster has GPUs, each with its node's
-    CPUs shared among that node's workers; on a CPU-only cluster one worker per node, each with
-    the CPUs of the smallest node (so that each fits on a node of its own).
+    Auto: one GPU per worker when the cluster has GPUs, with its node's CPUs shared among that
+    node's GPU workers; on a CPU-only cluster the CPUs of the smallest node that has any (one
+    worker per node). How many workers a stage asks for is the pool's business (jobs/pool.py).
     """
     total_gpu = sum(float(n.get("GPU", 0)) for n in nodes)
     want_gpu = float(gpus) if gpus != "auto" else (1.0 if total_gpu else 0.0)
@@ -99,40 +95,28 @@ def plan_workers(nodes: Sequence[Mapping[str, float]], num: Any = "auto", cpus: 
         # (CPUs, workers) of each node that can hold a worker
         per_node = [(float(n.get("CPU", 0)), int(float(n.get("GPU", 0)) // want_gpu)) for n in nodes]
         per_node = [(c, k) for c, k in per_node if k >= 1]
-        n_auto = sum(k for _, k in per_node)
         cpus_each = min((c / k for c, k in per_node), default=1.0)
     else:
-        node_cpus = [float(n.get("CPU", 0)) for n in nodes if float(n.get("CPU", 0)) >= 1]
-        n_auto = len(node_cpus)
-        cpus_each = min(node_cpus, default=1.0)
-    n = int(num) if num != "auto" else max(1, n_auto)
+        cpus_each = min((float(n.get("CPU", 0)) for n in nodes if float(n.get("CPU", 0)) >= 1), default=1.0)
     if cpus != "auto":
         cpus_each = float(cpus)
-    elif num != "auto" and not want_gpu:
-        # n workers asked for: the cluster's CPUs shared among them, none larger than a node
-        biggest = max((float(x.get("CPU", 0)) for x in nodes), default=1.0)
-        cpus_each = min(biggest, sum(float(x.get("CPU", 0)) for x in nodes) // n)
     cpus_each = float(int(cpus_each)) if cpus_each >= 1 else max(cpus_each, 0.1)
-    return n, cpus_each, want_gpu
+    return cpus_each, want_gpu
 
 
-def worker_resources(wcfg: Any) -> tuple[int, float, float]:
-    """(number of workers, CPUs each, GPUs each) from ``workers:`` and the alive nodes of the
-    Ray cluster this process is connected to (see plan_workers)."""
+def worker_pool(wcfg: Any, factory: Any, args: tuple, *, retries: int, label: str,
+                env: dict[str, str] | None = None, probe: Any = None) -> Any:
+    """A jobs/pool.py Pool of workers ``factory(*args)`` shaped by ``workers:`` (see plan_workers)
+    on the Ray this process joined; at most ``workers.max`` at once (auto: one per unit)."""
     import ray
 
+    from pool import Pool, Resources
+
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-    n, cpus, gpus = plan_workers(nodes, getattr(wcfg, "num", "auto"), getattr(wcfg, "cpus", "auto"),
-                                 getattr(wcfg, "gpus", "auto"))
-    fit = placeable(nodes, cpus, gpus)
-    if n > fit:
-        msg = (f"workers.num={n} workers of {cpus:g} CPU and {gpus:g} GPU each, but the cluster's nodes hold "
-               f"{fit} at once")
-        if not os.environ.get("RAY_ADDRESS") and len(nodes) == 1:
-            # The embedded local Ray never grows: the extra workers would wait forever.
-            raise SystemExit(f"error: {msg}; lower workers.num, workers.cpus or workers.gpus")
-        log.warning("%s: the rest wait for the autoscaler", msg)
-    return n, cpus, gpus
+    cpus, gpus = plan_workers(nodes, getattr(wcfg, "cpus", "auto"), getattr(wcfg, "gpus", "auto"))
+    size = getattr(wcfg, "max", "auto")
+    return Pool(factory, args, Resources(cpus, gpus), size=None if size == "auto" else int(size), retries=retries,
+                label=label, env=env, probe=probe, wait_s=float(getattr(wcfg, "wait_s", 900)))
 
 
 def placeable(nodes: Sequence[Mapping[str, float]], cpus: float, gpus: float) -> int:

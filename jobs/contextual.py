@@ -25,7 +25,8 @@ import hydra
 from omegaconf import DictConfig
 
 import common  # noqa: F401 - puts the repo on sys.path
-from common import start_ray, unwrap, worker_resources
+from common import start_ray, worker_pool
+from pool import NoWorker, UnitFailed, check_out_dir
 from embcompare.config import ConfigError, validate
 from embcompare.contextual.settings import ContextualConfig, ContextualSection
 
@@ -42,22 +43,22 @@ def check(cfg: Any) -> ContextualConfig:
 
 # -- the worker ------------------------------------------------------------------------------
 class ContextualWorker:
-    """Holds one model; embeds the sentences of one task at a time. A Ray actor."""
+    """Holds one model; embeds the sentences of one task at a time. A pool worker (jobs/pool.py).
 
-    def __init__(self, model_cfg: dict, layers: list, batch_size: int, threads: int, e_w: str = "in_text"):
+    A task's vectors depend on that task's sentences alone (its anchors' e_w and its sentences
+    batched afresh, no cache carried over from the tasks this worker ran before), so a part is
+    the same bytes whichever worker, node or order runs it: after a lost node too."""
+
+    def __init__(self, model_cfg: dict, layers: list, batch_size: int, e_w: str = "in_text", threads: int = 1):
         import torch
 
         torch.set_num_threads(max(1, threads))
         from embcompare.contextual.embed import context_encoder
-        from embcompare.contextual.evaluate import SentenceCache
         from embcompare.embedders import build_embedder
 
         self.name = model_cfg["name"]
         self.embedder = build_embedder(model_cfg)
         self.encoder = context_encoder(self.embedder, layers, batch_size, e_w)
-        self.cache = SentenceCache()
-        self.decontext: dict[str, dict] = {}
-        self.asked: set[str] = set()
 
     def describe(self) -> dict:
         return {"identity": self.embedder.identity(), "kind": self.encoder.kind, "e_w": self.encoder.e_w,
@@ -67,12 +68,8 @@ class ContextualWorker:
         from embcompare.contextual.evaluate import decontextualised, measure_task
 
         t0 = time.perf_counter()
-        new = sorted({r.anchor for r in records} - self.asked)
-        if new:  # e_w once per anchor, for the anchors this task brings
-            for ly, vecs in decontextualised(self.encoder, new).items():
-                self.decontext.setdefault(ly, {}).update(vecs)
-            self.asked.update(new)
-        tv = measure_task(self.name, self.encoder, records, self.decontext, self.cache)
+        decontext = decontextualised(self.encoder, sorted({r.anchor for r in records}))  # e_w once per anchor
+        tv = measure_task(self.name, self.encoder, records, decontext)
         stats = {"records": tv.n_records, "sentences": tv.n_sentences, "embed_seconds": round(tv.seconds, 4),
                  "seconds": round(time.perf_counter() - t0, 4), "not_located": tv.not_located,
                  "lemma_fallback": tv.lemma_fallback, "missing_anchors": tv.missing, **self.describe()}
@@ -222,7 +219,6 @@ def anchor_schema():
 def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha: str) -> dict[str, dict]:
     """Run every pending (model, task) on Ray actors; write each part as it finishes. Returns
     model -> {'sentences', 'embed_seconds', 'parts_run'} of this run."""
-    import ray
     from tqdm import tqdm
 
     from embcompare import store
@@ -245,40 +241,32 @@ def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha:
     if not todo:
         return run_stats
     start_ray(cfg.ray)
-    _, cpus, gpus = worker_resources(cfg.workers)
-    # One actor per model; on a CPU machine the second waits for the first's CPUs (Ray queues
-    # its creation), on a cluster they run side by side, one per GPU.
-    Worker = ray.remote(ContextualWorker).options(num_cpus=cpus, num_gpus=gpus, scheduling_strategy="SPREAD")
+    probe = check_out_dir(cfg.out_dir)
     layers = [x for x in c.layer]
-    actors, pending = {}, {}
-    for m, tasks in todo.items():
-        actors[m] = Worker.remote(model_cfgs[m], layers, c.batch_size, int(cpus), c.e_w)
-        # small tasks first: finished parts come early, so a stopped run has kept the most
-        for t in sorted(tasks, key=lambda t: sum(1 + len(r.variants) for r in by_task[t])):
-            pending[actors[m].run_task.remote(t, by_task[t])] = (m, t)
-    left = {m: len(ts) for m, ts in todo.items()}
     total = sum(sum(1 + len(r.variants) for r in by_task[t]) for ts in todo.values() for t in ts)
     with tqdm(total=total, desc="contextual", unit="sentence", mininterval=2.0) as bar:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            m, t = pending.pop(ready[0])
-            try:
-                _, rows, stats = ray.get(ready[0])
-            except ray.exceptions.RayError as e:
-                for a in actors.values():
-                    ray.kill(a)
-                raise SystemExit(f"error: model {m}, task {t}: {unwrap(e)}; finished (model, task) parts are "
-                                 f"kept in {store.join(cfg.out_dir, 'contextual', '.parts')}") from None
-            write_part(part_path(cfg.out_dir, m, t), rows, part_key(model_cfgs[m], tasks_sha, t, c), stats)
-            rs = run_stats[m]
-            rs["sentences"] += stats["sentences"]
-            rs["embed_seconds"] += stats["embed_seconds"]
-            rs["parts_run"] += 1
-            bar.update(sum(1 + len(r.variants) for r in by_task[t]))
-            bar.set_postfix_str(f"{m}/{t}")
-            left[m] -= 1
-            if left[m] == 0:
-                ray.kill(actors[m])  # frees its CPUs / GPU for the next model
+        for m, tasks in todo.items():
+            # One pool per model, its workers freed before the next model's; within a model the
+            # tasks spread over as many workers as the cluster holds. Small tasks first: finished
+            # parts come early, so a stopped run has kept the most.
+            tasks = sorted(tasks, key=lambda t: sum(1 + len(r.variants) for r in by_task[t]))
+            with worker_pool(cfg.workers, ContextualWorker, (model_cfgs[m], layers, c.batch_size, c.e_w),
+                             retries=cfg.workers.retries, label=f"contextual {m}", probe=probe) as pool:
+                try:
+                    for t, (_, rows, stats), node in pool.map(tasks, "run_task", lambda t: (t, by_task[t]),
+                                                              name=lambda t: f"model {m}, task {t}"):
+                        stats["node"] = node
+                        write_part(part_path(cfg.out_dir, m, t), rows, part_key(model_cfgs[m], tasks_sha, t, c), stats)
+                        rs = run_stats[m]
+                        rs["sentences"] += stats["sentences"]
+                        rs["embed_seconds"] += stats["embed_seconds"]
+                        rs["parts_run"] += 1
+                        rs.setdefault("nodes", {})[t] = node
+                        bar.update(sum(1 + len(r.variants) for r in by_task[t]))
+                        bar.set_postfix_str(f"{m}/{t}")
+                except (UnitFailed, NoWorker) as e:
+                    raise SystemExit(f"error: {e}; finished (model, task) parts are kept in "
+                                     f"{store.join(cfg.out_dir, 'contextual', '.parts')}") from None
     return run_stats
 
 
@@ -380,7 +368,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     tables = collect(settings, model_cfgs, by_task)
     # Rates over every part (this run's and earlier runs'): sentences embedded per second of
     # embedding, model loading and the decontextualised vectors left out.
-    rates = {m: {**tables["totals"][m], "kind": tables["kinds"][m], "parts_run": run_stats[m]["parts_run"]}
+    rates = {m: {**tables["totals"][m], "kind": tables["kinds"][m], "parts_run": run_stats[m]["parts_run"],
+                 "nodes": run_stats[m].get("nodes", {})}  # task -> the Ray node that ran its part in this run
              for m in model_cfgs}
     headline = {"records": len(records), "records_per_task": {t: len(rs) for t, rs in by_task.items()},
                 "anchors": len({r.anchor for r in records}), "generation_seconds": round(gen_s, 1),

@@ -5,25 +5,25 @@
 
 Finished shards are skipped on a rerun with the same config, on any number of workers, so a
 killed job picks up where it stopped and ends with the same files as an uninterrupted run. A
-worker that dies mid-shard is replaced and its shard retried (``extract.retries`` times); an
+worker that dies mid-shard is replaced and its shard retried (``workers.retries`` times); an
 error in the model itself stops the job at once, naming the shard; finished shards are kept.
 """
 from __future__ import annotations
 
-import collections
 import datetime as dt
 import os
 import platform
 import sys
 import time
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any
 
 import hydra
 from omegaconf import DictConfig
 from pydantic import AfterValidator, Field
 
 import common  # noqa: F401 - puts the repo on sys.path
-from common import expand_models, load_vocab, log, start_ray, unwrap, worker_resources
+from common import expand_models, load_vocab, log, start_ray, worker_pool
+from pool import NoWorker, UnitFailed, check_out_dir
 from embcompare.config import RayConfig, Section, VocabConfig, WorkersConfig, validate, variant_names
 
 # Test hook: "marker=PATH,times=N[,start=ROW]" makes a worker die (os._exit, as a crashed or
@@ -34,7 +34,6 @@ FAULT_ENV = "EMBCOMPARE_TEST_WORKER_DEATH"
 
 class ExtractSection(Section):
     shard_size: int = Field(8192, ge=1)  # words per shard: the unit of work, of retry and of resume
-    retries: int = Field(2, ge=0)  # new workers (and tries) for a shard whose worker died
     evaluation_words: bool = True  # also embed the words of BATS, Google, WordSim-353, SimLex-999
     bats_dir: str | None = None  # None: the vendored data/BATS_3.0
     # Model variants to make too (docs/definitions.md, "Model variants"): a layer adds to its
@@ -95,7 +94,7 @@ def _die_if_asked(start: int) -> None:
 class EmbedWorker:
     """Holds one model; embeds shards. Runs as a Ray actor."""
 
-    def __init__(self, model_cfg: dict, threads: int):
+    def __init__(self, model_cfg: dict, threads: int = 1):
         if model_cfg.get("backend") in ("transformers", "sentence_transformers"):
             import torch
 
@@ -141,82 +140,27 @@ def versions() -> dict[str, str]:
     return out
 
 
-class ExtractionFailed(RuntimeError):
-    pass
-
-
-def run_shards(make_actor: Callable[[], Any], actors: list, todo: list, retries: int, model: str,
-               on_done: Callable[[Any, Any, float], None], stores: dict[str, list[str]] | None = None) -> list:
-    """Embed ``todo`` on ``actors``, calling ``on_done(shard, result, seconds)`` as each finishes;
-    ``stores`` (shard name -> store names) limits a shard to the stores that still lack it.
-
-    A worker that dies (crash, OOM kill, lost node) is replaced and its shard queued again, at
-    most ``retries`` times per shard; an error the embedder raised stops at once. Either way
-    ExtractionFailed names the shard. Returns the live actors (the caller kills them).
-    """
-    import ray
-
-    queue = collections.deque(todo)
-    idle = list(actors)
-    running: dict[Any, tuple[Any, Any]] = {}
-    deaths: collections.Counter = collections.Counter()
-    while queue or running:
-        while queue and idle:
-            shard, actor = queue.popleft(), idle.pop()
-            ask = (stores or {}).get(shard.name)
-            running[actor.embed.remote(shard.start, list(shard.words), ask)] = (shard, actor)
-        [ref], _ = ray.wait(list(running), num_returns=1)
-        shard, actor = running.pop(ref)
-        try:
-            result, seconds = ray.get(ref)
-        except ray.exceptions.RayTaskError as e:  # the model raised: the same input fails again
-            raise ExtractionFailed(f"{shard.describe(model)}: {unwrap(e)}") from None
-        except ray.exceptions.RayError as e:  # the worker is gone: a new one, the shard again
-            deaths[shard] += 1
-            actors.remove(actor)
-            ray.kill(actor)
-            if deaths[shard] > retries:
-                raise ExtractionFailed(f"{shard.describe(model)}: the worker died {deaths[shard]} times on "
-                                       f"this shard (extract.retries={retries}); last: {unwrap(e)}") from None
-            log.warning("%s: the worker died (%s); retrying on a new worker (%d of %d)", shard.describe(model),
-                        unwrap(e), deaths[shard], retries)
-            fresh = make_actor()
-            actors.append(fresh)
-            idle.append(fresh)
-            queue.appendleft(shard)
-            continue
-        idle.append(actor)
-        on_done(shard, result, seconds)
-    return actors
-
-
 def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n_wordnet: int,
-                  job: ExtractJobConfig) -> dict[str, dict[str, Any]]:
+                  job: ExtractJobConfig, probe: Any = None) -> dict[str, dict[str, Any]]:
     """Embed the vocabulary with one model into each of its stores (the configured layer, and each
     of ``layers:`` as <name>@<index>), one forward pass per shard for all of them; resumes per
-    (store, shard). Returns each store's manifest."""
-    import ray
+    (store, shard). Returns each store's manifest. ``probe``: what check_out_dir gave."""
     from tqdm import tqdm
 
     from embcompare import commit, store
     from embcompare.extract import ShardError, check_result, pending_shards, plan_shards, verify_store, work_key
 
     key = model_cfg["name"]
-    n_actors, cpus, gpus = worker_resources(job.workers)
-    # SPREAD: on a CPU-only cluster the workers (one per node) land on different nodes.
-    Worker = ray.remote(EmbedWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0,
-                                             scheduling_strategy="SPREAD")
     started = time.time()
-
-    def make_actor():
-        return Worker.remote(model_cfg, int(cpus))
-
-    actors = [make_actor() for _ in range(n_actors)]
-    try:
+    pool = worker_pool(job.workers, EmbedWorker, (model_cfg,), retries=job.workers.retries, label=key,
+                       probe=probe)
+    with pool:
         try:
-            identities, dim, n_hidden = ray.get(actors[0].identity.remote())
-        except ray.exceptions.RayError as e:
-            raise SystemExit(f"model {key}: could not be loaded: {unwrap(e)}") from None
+            [(_, (identities, dim, n_hidden), _)] = list(pool.map([key], "identity", lambda _: ()))
+        except UnitFailed as e:
+            raise SystemExit(f"error: model {key}: could not be loaded: {e.message}") from None
+        except NoWorker as e:
+            raise SystemExit(f"error: model {key}: could not be loaded: {e.reason}") from None
         shards = plan_shards(words, job.extract.shard_size)
         dirs = {s: store.join(job.out_dir, "embeddings", s) for s in identities}
         keys = {s: work_key(ident, vocab_sha, job.extract.shard_size) for s, ident in identities.items()}
@@ -230,27 +174,26 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
             for shard in pending_shards(dirs[s], shards, keys[s], committed):
                 pending.setdefault(shard.name, []).append(s)
         todo = [sh for sh in shards if sh.name in pending]
-        log.info("%s: %d of %d shards to embed%s (%d workers x %g CPU, %g GPU)", key, len(todo), len(shards),
-                 f" into {len(identities)} stores" if len(identities) > 1 else "", n_actors, cpus, gpus)
+        log.info("%s: %d of %d shards to embed%s (workers of %g CPU, %g GPU, at most %s)", key, len(todo),
+                 len(shards), f" into {len(identities)} stores" if len(identities) > 1 else "", pool.res.cpus,
+                 pool.res.gpus, pool.size or "one per shard")
         embed_s = 0.0
+        nodes: dict[str, str] = {}  # shard -> the Ray node that embedded it
         with tqdm(total=sum(len(s.words) for s in todo), desc=key, unit="word", mininterval=2.0) as bar:
-            def write(shard, results, seconds):
-                nonlocal embed_s
-                for s, result in results.items():
-                    check_result(s, shard, result, dim)
-                for s, result in results.items():
-                    table = store.embeddings_table(result.words, result.vectors, result.n_tokens)
-                    store.write_shard(store.join(dirs[s], shard.name), table, keys[s], result.missing)
-                bar.update(len(shard.words))
-                embed_s += seconds
-
             try:
-                actors = run_shards(make_actor, actors, todo, job.extract.retries, key, write, pending)
-            except (ExtractionFailed, ShardError, ValueError) as e:
+                for shard, (results, seconds), node in pool.map(
+                        todo, "embed", lambda sh: (sh.start, list(sh.words), pending.get(sh.name)),
+                        name=lambda sh: sh.describe(key)):
+                    for s, result in results.items():
+                        check_result(s, shard, result, dim)
+                    for s, result in results.items():
+                        table = store.embeddings_table(result.words, result.vectors, result.n_tokens)
+                        store.write_shard(store.join(dirs[s], shard.name), table, keys[s], result.missing)
+                    bar.update(len(shard.words))
+                    embed_s += seconds
+                    nodes[shard.name] = node
+            except (UnitFailed, NoWorker, ShardError, ValueError) as e:
                 raise SystemExit(f"error: {e}; finished shards are kept in {', '.join(dirs.values())}") from None
-    finally:
-        for a in actors:
-            ray.kill(a)
     manifests = {}
     for s, ident in identities.items():
         try:
@@ -272,7 +215,9 @@ def extract_model(model_cfg: dict[str, Any], words: list[str], vocab_sha: str, n
             "time": {"finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                      "seconds_this_run": round(elapsed, 3),
                      "shards_this_run": sum(1 for v in pending.values() if s in v),
-                     "embed_seconds_this_run": round(embed_s, 3)},
+                     "embed_seconds_this_run": round(embed_s, 3),
+                     # where this run embedded each shard (Ray node ids): the report counts units per node
+                     "nodes_this_run": {sh: nd for sh, nd in nodes.items() if s in pending.get(sh, [])}},
         }
         if n_hidden is not None:
             manifest["hidden_states"] = n_hidden
@@ -392,6 +337,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     t0 = time.time()
     start_ray(job.ray)
+    probe = check_out_dir(job.out_dir)
     out, written, keys = {}, [], {}
 
     def done(k: str, m: dict[str, Any], *extra: str) -> None:
@@ -402,7 +348,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         out[k] = {"dim": m["dim"], **m["counts"], "seconds": m["time"]["seconds_this_run"], "dir": where}
 
     for model_cfg in models.values():
-        for k, m in extract_model(model_cfg, words, vocab_sha, n_wordnet, job).items():
+        for k, m in extract_model(model_cfg, words, vocab_sha, n_wordnet, job, probe).items():
             c = m["counts"]
             done(k, m)
             print(f"{k}: dim {m['dim']}, embedded {c['embedded']} of {c['words']} words, missing {c['missing']}, "

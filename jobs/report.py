@@ -162,6 +162,7 @@ def load_inputs(out_dir: str, models: list[str] | None):
     agr, agr_ok = view("agreement")
     inp.agreement = rows(table(agr, "agreement/pairs.parquet"), agr_ok, ("model_a", "model_b"))
     inp.anisotropy = rows(table(agr, "agreement/anisotropy.parquet"), agr_ok)
+    inp.units = units_per_node(inp, sim, ana, ctx)
     names = ", ".join(models) or "no model"
     for stage, present, path, job in [
             ("embeddings", inp.manifests, j("embeddings", "<model>", "manifest.json"), "jobs/extract.py"),
@@ -180,6 +181,30 @@ def load_inputs(out_dir: str, models: list[str] | None):
         if not present:
             inp.absent[stage] = f"{path} is absent for {names} (made by {job}, read through its commit record)"
     return inp
+
+
+def units_per_node(inp: Any, sim: Any, ana: Any, ctx: Any) -> list[dict]:
+    """{stage, node, units} rows from what each stage's last run recorded (docs/cluster.md)."""
+    from collections import Counter
+
+    from embcompare import store
+
+    counts: Counter = Counter()
+    for m, man in inp.manifests.items():
+        for node in man.get("time", {}).get("nodes_this_run", {}).values():
+            counts["extract", node] += 1
+    for node, k in (next(iter(inp.summaries.values()), {}) or {}).get("nodes", {}).items():
+        counts["similarity", node] += k  # one task runs every model: the first summary counts them
+    if ana.record is not None:
+        for h in ana.record.get("headline", {}).values():
+            if isinstance(h, dict) and h.get("node"):
+                counts["analogy", h["node"]] += 1
+    path = ctx.path("contextual/run.json") if ctx.record is not None else None
+    if path:
+        for m in store.read_json(path).get("models", {}).values():
+            for node in m.get("nodes", {}).values():
+                counts["contextual", node] += 1
+    return [{"stage": st, "node": nd, "units": k} for (st, nd), k in sorted(counts.items())]
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -6,8 +6,8 @@ neighbours, labelled pair groups, and cross-model Spearman/Kendall.
 
 Reads <out_dir>/embeddings/<model>/ (jobs/extract.py), writes <out_dir>/similarity/. The stage
 itself is embcompare.similarity.run.all_pairs; this file holds the Hydra and Ray wiring: tiles
-run on Ray actors (one per GPU on a cluster), a dead actor is restarted and its task retried, and
-finished tiles are checkpointed, so a killed job resumes (under any number of workers or tasks)
+run on the elastic worker pool (jobs/pool.py: one worker per GPU on a cluster, more as nodes
+join), a lost worker's task runs again on another, and finished tiles are checkpointed, so a killed job resumes (under any number of workers or tasks)
 and ends with the same files.
 """
 from __future__ import annotations
@@ -21,41 +21,24 @@ import hydra
 from omegaconf import DictConfig
 
 import common  # noqa: F401 - puts the repo on sys.path
-from common import load_vocab, log, start_ray, unwrap, worker_resources
+from common import load_vocab, log, start_ray, worker_pool
+from pool import NoWorker, check_out_dir, placeable_now
 
 
-def ray_tasks(actors: list) -> Any:
-    """A ``MapTasks`` over Ray actors: one task in flight per actor; once a task has failed for
-    good no new one starts, the others in flight are collected, then TaskFailed is raised."""
-    import ray
+def pool_tasks(pool: Any) -> Any:
+    """A ``MapTasks`` on the elastic pool (jobs/pool.py): a lost worker's task runs again on
+    another; a task that fails for good stops the phase after the others in flight are collected."""
+    from pool import UnitFailed
 
     from embcompare.similarity.run import TaskFailed
 
     def map_tasks(tasks: Sequence) -> Iterator[tuple[int, Any]]:
-        free, pending, todo = list(actors), {}, iter(enumerate(tasks))
-        failed = None
-        while True:
-            while free and failed is None:
-                nxt = next(todo, None)
-                if nxt is None:
-                    break
-                actor = free.pop()
-                pending[actor.run.remote(nxt[1])] = (nxt[0], actor)
-            if not pending:
-                break
-            [ref], _ = ray.wait(list(pending), num_returns=1)
-            i, actor = pending.pop(ref)
-            try:
-                result = ray.get(ref)
-            except ray.exceptions.RayError as e:
-                # Ray's first line says what happened (e.g. "The actor died unexpectedly ..."); the
-                # rest is its advice on OOM killers, here after the retries were spent.
-                failed = failed or TaskFailed(i, (unwrap(e).strip().splitlines() or ["?"])[0])
-                continue  # the actor is dead for good: it takes no more tasks
-            free.append(actor)
-            yield i, result
-        if failed is not None:
-            raise failed
+        try:
+            for i, result, _ in pool.map(list(range(len(tasks))), "run", lambda i: (tasks[i],),
+                                         name=lambda i: f"task {i}"):
+                yield i, result
+        except UnitFailed as e:
+            raise TaskFailed(int(e.unit.split()[-1]), e.message) from None
 
     return map_tasks
 
@@ -75,8 +58,8 @@ def run(cfg: DictConfig) -> dict:
     from embcompare.similarity.checkpoint import Checkpoint, DuplicateUnit
     from embcompare.similarity.faults import ENV_VARS
     from embcompare.similarity.groups import labelled_groups
-    from embcompare.similarity.run import (InputError, InvariantError, Params, TileFailed, TileWorker, all_pairs,
-                                           checkpoint_key, load_models)
+    from embcompare.similarity.run import (InputError, InvariantError, Params, TileFailed, all_pairs,
+                                           checkpoint_key, load_models, tile_worker)
     from embcompare.similarity.schema import validate_job
     from embcompare.vocab import WordNetNotFound
 
@@ -99,37 +82,38 @@ def run(cfg: DictConfig) -> dict:
     key = checkpoint_key(inputs.scope, params)
     ckpt = Checkpoint(store.join(sim_dir, ".checkpoint", f"{key[:16]}.pkl"), key, s.checkpoint_every_s)
 
-    import ray
     from tqdm import tqdm
 
     start_ray(cfg.ray)
-    n_workers, cpus, gpus = worker_resources(c.workers)
-    mats_ref = ray.put(inputs.mats)  # one object in the store for all actors (a top-level argument: Ray resolves it)
+    probe = check_out_dir(c.out_dir)
     # OpenBLAS threads spin for ~2^28 cycles after each product, starving the fused kernel's
     # threads that run next (benchmarks/README.md: 2.9x -> 2.2x the bare products at 20k words).
     env = {"OPENBLAS_THREAD_TIMEOUT": "4", **{v: os.environ[v] for v in ENV_VARS if v in os.environ}}
-    # SPREAD: on a CPU-only cluster the workers (one per node) land on different nodes.
-    Worker = ray.remote(TileWorker).options(num_cpus=cpus, num_gpus=gpus, max_restarts=s.retries,
-                                            max_task_retries=s.retries, runtime_env={"env_vars": env},
-                                            scheduling_strategy="SPREAD")
-    actors = [Worker.remote(mats_ref, s.backend, int(cpus)) for _ in range(n_workers)]
-    try:
-        result = all_pairs(inputs.mats, params, names=c.models, scope=inputs.scope, map_tasks=ray_tasks(actors),
-                           checkpoint=ckpt, tasks=n_workers * s.tasks_per_worker, backend=s.backend,
-                           progress=lambda desc, total: tqdm(total=total, desc=desc, unit="pair", unit_scale=True,
-                                                             mininterval=2.0))
-    except (TileFailed, InvariantError, DuplicateUnit) as e:
-        raise SystemExit(f"error: {e}") from None
-    finally:
-        for a in actors:
-            ray.kill(a)
+    # Each worker reads the matrices from the store itself (paths, not object-store references
+    # that die with a node), and checks they are what this driver read.
+    pool = worker_pool(c.workers, tile_worker, (c.out_dir, list(c.models), c.vocab.model_dump(), inputs.scope,
+                                                 s.backend), retries=c.workers.retries, label="similarity", env=env, probe=probe)
+    with pool:
+        # tasks for the workers the cluster holds now (or workers.max): more go to nodes that join
+        n_tasks = max(1, pool.size or placeable_now(pool.res)) * s.tasks_per_worker
+        try:
+            result = all_pairs(inputs.mats, params, names=c.models, scope=inputs.scope, map_tasks=pool_tasks(pool),
+                               checkpoint=ckpt, tasks=n_tasks, backend=s.backend,
+                               progress=lambda desc, total: tqdm(total=total, desc=desc, unit="pair", unit_scale=True,
+                                                                 mininterval=2.0))
+        except (TileFailed, InvariantError, DuplicateUnit) as e:
+            raise SystemExit(f"error: {e}") from None
+        except NoWorker as e:
+            raise SystemExit(f"error: {e}; finished tiles are kept in {ckpt.path}") from None
+    nodes = dict(pool.nodes_seen)  # Ray node id -> tasks it ran in this run
 
     g = s.groups
     groups = labelled_groups(inputs.words, wordnet=g.wordnet, wordnet_dir=c.vocab.wordnet_dir, bats=g.bats,
                              bats_dir=g.bats_dir, random=g.random_pairs, seed=g.seed)
     written: list[str] = []
     summaries = results.write_outputs(sim_dir, inputs.words, inputs.mats, inputs.info, result, groups,
-                                      {"key": key, "backend": s.backend, "seconds": round(time.time() - started, 3)},
+                                      {"key": key, "backend": s.backend, "seconds": round(time.time() - started, 3),
+                                       "nodes": nodes},
                                       written=written)
     headline: dict[str, Any] = {"n_words": n, "block": result.block, "models": {}}
     for name, sm in summaries.items():
@@ -144,7 +128,7 @@ def run(cfg: DictConfig) -> dict:
                   f"(+-{r['error_bound']:.1e})")
     # Last: the commit makes these files the stage's results (and sweeps an earlier run's).
     commit.write(c.out_dir, "similarity", written, config=cfg, inputs=read_keys, sweep=["similarity"],
-                 extra={"headline": headline, "seconds": round(time.time() - started, 3)})
+                 extra={"headline": headline, "seconds": round(time.time() - started, 3), "nodes": nodes})
     ckpt.remove()
     log.info("similarity done in %.1f s", time.time() - started)
     return headline

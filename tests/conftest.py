@@ -100,3 +100,15 @@ def s3_env():
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture
+def ray_cluster():
+    """A multi-node Ray on this machine (tests/multinode.py ``local_cluster``: a head with CPU 0
+    and two worker nodes of one CPU), this process's driver connected to it. After the test every
+    process of it is stopped, and the teardown fails if one had to be killed."""
+    from multinode import local_cluster
+
+    with local_cluster() as cluster:
+        cluster.connect()
+        yield cluster

@@ -111,9 +111,9 @@ def test_extract_job_config_is_checked_whole():
     assert job.extract.shard_size == 8192 and list(models) == ["glove_6b_50d", "sbert_minilm"]
     for override, message in [
         ("extract.shard_size=0", r"'extract.shard_size' = 0"),
-        ("extract.retries=-1", r"'extract.retries' = -1"),
+        ("workers.retries=-1", r"'workers.retries' = -1"),
         ("+extract.shardsize=5", r"unknown key 'extract.shardsize'; allowed keys here: bats_dir, evaluation_words"),
-        ("workers.num=0", r"'workers.num' = 0: Input should be 'auto' or Input should be greater than or equal to 1"),
+        ("workers.max=0", r"'workers.max' = 0: Input should be 'auto' or Input should be greater than or equal to 1"),
         ("ray.num_cpus=0", r"'ray.num_cpus' = 0"),
         ("+model.glove_6b_50d.poolng=cls", r"unknown key 'model.glove_6b_50d.poolng'; allowed keys here: backend"),
         ("model.glove_6b_50d.backend=magic", r"unknown backend; known backends"),

@@ -71,7 +71,12 @@ def test_job_writes_the_store_of_the_contract(two_models, glove_cfg):
     assert "athens" in got and "bow wow" in direct.missing  # GloVe has no multi-word entries
     assert json.loads((out / "embeddings" / "sbert_minilm" / "manifest.json").read_text())["counts"]["missing"] == 0
     # CPU-only embedded Ray (one node, 2 CPUs): one worker per node, holding the node's CPUs.
-    assert "(1 workers x 2 CPU, 0 GPU)" in proc.stdout + proc.stderr
+    assert "(workers of 2 CPU, 0 GPU, at most one per shard)" in proc.stdout + proc.stderr
+    # every shard embedded in this run names the Ray node that embedded it
+    for model in ("glove_6b_50d", "sbert_minilm"):
+        man = json.loads((out / "embeddings" / model / "manifest.json").read_text())
+        assert sorted(man["time"]["nodes_this_run"]) == sorted(man["shards"])
+        assert all(len(n) == 56 for n in man["time"]["nodes_this_run"].values())  # Ray node ids: 28 bytes, hex
 
 
 def test_killed_job_resumes_on_another_worker_count_to_identical_files(tmp_path):
@@ -82,7 +87,7 @@ def test_killed_job_resumes_on_another_worker_count_to_identical_files(tmp_path)
     # One torch thread per worker in every run: the worker count changes, the arithmetic does not.
     args = ["model=sbert_minilm", f"vocab.max_words={N}", "extract.shard_size=100", "ray.num_cpus=2",
             "extract.evaluation_words=false", "workers.cpus=1"]
-    cmd = [sys.executable, str(ROOT / "jobs" / "extract.py"), *args, "workers.num=2", f"out_dir={out}"]
+    cmd = [sys.executable, str(ROOT / "jobs" / "extract.py"), *args, "workers.max=2", f"out_dir={out}"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 300
@@ -95,8 +100,9 @@ def test_killed_job_resumes_on_another_worker_count_to_identical_files(tmp_path)
     assert not (model_dir / "manifest.json").exists()
     (model_dir / f"{store.TMP_PREFIX}999-part-000001900-000002000.parquet").write_bytes(b"half a file")
 
-    rerun = run_job("extract.py", *args, "workers.num=1", f"out_dir={out}")
-    assert f"{N // 100 - done_before} of {N // 100} shards to embed (1 workers x 1 CPU" in rerun.stdout + rerun.stderr
+    rerun = run_job("extract.py", *args, "workers.max=1", f"out_dir={out}")
+    assert (f"{N // 100 - done_before} of {N // 100} shards to embed (workers of 1 CPU, 0 GPU, at most 1)"
+            in rerun.stdout + rerun.stderr)
     fresh = tmp_path / "fresh"
     run_job("extract.py", *args, f"out_dir={fresh}")
     assert _shards(model_dir) == _shards(fresh / "embeddings" / "sbert_minilm")
@@ -164,7 +170,8 @@ def test_a_worker_that_dies_once_is_replaced_and_the_result_is_the_same(tmp_path
     env = {**os.environ, FAULT: f"marker={marker},times=1,start=700"}
     proc = run_job("extract.py", "model=glove_6b_50d", *TWO_MODELS, f"out_dir={out}", env=env)
     assert marker.read_text().count("\n") == 1  # it did die, once, on rows 700-1399
-    assert "model glove_6b_50d, rows 700-1399 (part-000000700-000001400.parquet): the worker died" in proc.stdout + proc.stderr
+    assert re.search(r"model glove_6b_50d, rows 700-1399 \(part-000000700-000001400.parquet\): the worker on node "
+                     r"\w+ was lost \(.*\); running it again elsewhere \(1 of 2\)", proc.stdout + proc.stderr)
     # Two runs of one config, one with a dead worker: byte-identical shards, same manifest.
     ref = two_models[0] / "embeddings" / "glove_6b_50d"
     assert _shards(out / "embeddings" / "glove_6b_50d") == _shards(ref)
@@ -182,11 +189,11 @@ def test_a_worker_that_keeps_dying_stops_the_job_naming_the_shard(tmp_path):
     assert (model_dir / "manifest.json").exists()
     env = {**os.environ, FAULT: f"marker={marker},times=99,start=200"}
     bad = run_job("extract.py", "model=glove_6b_50d", "vocab.max_words=400", "extract.evaluation_words=false",
-                  "extract.shard_size=100", "extract.retries=1", "ray.num_cpus=2", f"out_dir={out}", env=env,
+                  "extract.shard_size=100", "workers.retries=1", "ray.num_cpus=2", f"out_dir={out}", env=env,
                   check=False)
     assert bad.returncode != 0
-    assert re.search(r"error: model glove_6b_50d, rows 200-299 \(part-000000200-000000300.parquet\): the worker "
-                     r"died 2 times on this shard \(extract.retries=1\)", bad.stderr), bad.stderr[-2000:]
+    assert re.search(r"error: model glove_6b_50d, rows 200-299 \(part-000000200-000000300.parquet\): its worker "
+                     r"was lost 2 times \(workers.retries=1\)", bad.stderr), bad.stderr[-2000:]
     assert marker.read_text().count("\n") == 2
     # One worker takes the shards in order: the two before the bad one are finished and kept.
     assert sorted(p.name for p in model_dir.glob("part-*")) == ["part-000000000-000000100.parquet",
@@ -297,17 +304,14 @@ def test_workers_one_per_gpu_across_nodes_or_one_per_cpu_node():
 
     cpu_head = {"CPU": 8}
     gpu_node = {"CPU": 16, "GPU": 4}
-    # GPUs: one worker per GPU over every node, each with its node's CPUs shared by its workers.
-    assert plan_workers([cpu_head, gpu_node, {"CPU": 8, "GPU": 2}]) == (6, 4.0, 1.0)
-    assert plan_workers([cpu_head, gpu_node], gpus=2) == (2, 8.0, 2.0)
-    # CPU only: one worker per node, each as large as the smallest node, so each fits one node.
-    assert plan_workers([{"CPU": 8}, {"CPU": 4}, {"CPU": 4}]) == (3, 4.0, 0.0)
-    assert plan_workers([{"CPU": 2}]) == (1, 2.0, 0.0)
-    assert plan_workers([{"CPU": 0}, {"CPU": 4}]) == (1, 4.0, 0.0)  # a head kept free of work
-    # Asked for: n workers share the CPUs, none larger than a node.
-    assert plan_workers([{"CPU": 2}], num=2) == (2, 1.0, 0.0)
-    assert plan_workers([{"CPU": 4}, {"CPU": 4}], num=1) == (1, 4.0, 0.0)
-    assert plan_workers([{"CPU": 4}], num=1, cpus=3) == (1, 3.0, 0.0)
+    # GPUs: one GPU per worker, each with its node's CPUs shared by the node's GPU workers.
+    assert plan_workers([cpu_head, gpu_node, {"CPU": 8, "GPU": 2}]) == (4.0, 1.0)
+    assert plan_workers([cpu_head, gpu_node], gpus=2) == (8.0, 2.0)
+    # CPU only: as large as the smallest node, so each fits one node.
+    assert plan_workers([{"CPU": 8}, {"CPU": 4}, {"CPU": 4}]) == (4.0, 0.0)
+    assert plan_workers([{"CPU": 2}]) == (2.0, 0.0)
+    assert plan_workers([{"CPU": 0}, {"CPU": 4}]) == (4.0, 0.0)  # a head kept free of work
+    assert plan_workers([{"CPU": 4}], cpus=3) == (3.0, 0.0)
 
 
 def test_workers_the_nodes_cannot_hold_are_refused_on_an_embedded_ray(tmp_path):
@@ -316,10 +320,14 @@ def test_workers_the_nodes_cannot_hold_are_refused_on_an_embedded_ray(tmp_path):
 
     assert placeable([{"CPU": 2}], 1.0, 0.0) == 2 and placeable([{"CPU": 1}], 1.0, 0.0) == 1
     assert placeable([{"CPU": 16, "GPU": 4}, {"CPU": 8}], 4.0, 1.0) == 4  # the CPU node holds no GPU worker
-    # More workers than the one local node holds would wait forever: an error before any work.
-    bad = run_job("extract.py", "model=glove_6b_50d", "ray.num_cpus=1", "workers.num=2", "workers.cpus=1",
+    # A worker no node of the embedded Ray can hold would wait forever: an error before any work.
+    bad = run_job("extract.py", "model=glove_6b_50d", "ray.num_cpus=1", "workers.cpus=2",
                   "vocab.max_words=50", f"out_dir={tmp_path}", check=False)
-    assert bad.returncode != 0 and "workers.num=2 workers of 1 CPU" in bad.stderr, bad.stderr[-2000:]
+    assert bad.returncode != 0 and "no node of this Ray can hold a worker of 2 CPU" in bad.stderr, bad.stderr[-2000:]
+    # More workers than fit are not an error there: the pool asks for what the node holds.
+    ok = run_job("extract.py", "model=glove_6b_50d", "ray.num_cpus=1", "workers.max=3", "workers.cpus=1",
+                 "vocab.max_words=50", "extract.evaluation_words=false", f"out_dir={tmp_path}")
+    assert "embedded 50 of 50" in ok.stdout or "of 50 words" in ok.stdout, ok.stdout[-2000:]
 
 
 def _free_port() -> int:
@@ -358,12 +366,16 @@ def test_a_submitted_job_joins_the_cluster_in_ray_address_with_one_worker_per_no
             assert time.time() < deadline, "the second node did not join"
             time.sleep(1)
         out = tmp_path / "o"
-        proc = run_job("extract.py", "model=glove_6b_50d", "vocab.max_words=300", "extract.evaluation_words=false",
-                       "extract.shard_size=100", "ray.num_cpus=2", f"out_dir={out}",
+        # MiniLM, 6,000 words (about 15 s of work on one CPU) in 20 shards: the worker placed
+        # second (it loads the model while the first one works) still finds shards left
+        proc = run_job("extract.py", "model=sbert_minilm", "vocab.max_words=6000", "extract.evaluation_words=false",
+                       "extract.shard_size=300", "ray.num_cpus=2", f"out_dir={out}",
                        env={**env, "RAY_ADDRESS": address})
         assert f"Ray: joined {address}, 2 node(s), 2 CPUs" in proc.stdout + proc.stderr
-        assert "(2 workers x 1 CPU, 0 GPU)" in proc.stdout + proc.stderr
-        assert store.read_manifest(out / "embeddings" / "glove_6b_50d")["counts"]["words"] == 300
+        assert "(workers of 1 CPU, 0 GPU" in proc.stdout + proc.stderr
+        man = store.read_manifest(out / "embeddings" / "sbert_minilm")
+        assert man["counts"]["words"] == 6000
+        assert len(set(man["time"]["nodes_this_run"].values())) == 2, man["time"]  # workers ran on both nodes
     finally:
         for p in reversed(procs):  # our own raylets only, by their process group
             os.killpg(p.pid, signal.SIGTERM)

@@ -126,6 +126,14 @@ def test_report_renders_with_every_image(outputs, tmp_path):
     assert f"{knn['value']:.4f}" in page and "PC1 variance share" in page
     cka = ag[ag["measure"] == "cka_debiased"].iloc[0]
     assert f"{cka['null_mean']:+.4f} +- {cka['null_sd']:.4f}" in page
+    # Where the work ran: units per Ray node and stage, counted from the stages' own records.
+    assert "Where the work ran" in page
+    shards = json.loads((outputs / "embeddings" / "glove_6b_50d" / "manifest.json").read_text())["time"]["nodes_this_run"]
+    [node] = set(shards.values())  # one embedded Ray: one node ran everything
+    extract_units = sum(len(json.loads((outputs / "embeddings" / m / "manifest.json").read_text())["time"]
+                            ["nodes_this_run"]) for m in ("glove_6b_50d", "sbert_minilm"))
+    cells = re.search(rf"<tr><td>{node[:12]}</td>(.*?)</tr>", index.read_text(), re.S)
+    assert cells and f"<td class=\"num\">{extract_units:,}</td>" in cells.group(1), cells
     # No contextual stage ran: its section says so instead of failing.
     assert "Skipped:" in page and "contextual/results.parquet is absent" in page
     assert "report:" in proc.stdout

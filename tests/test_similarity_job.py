@@ -104,12 +104,14 @@ def test_outputs_follow_the_contract(finished):
 
 
 def outputs(out):
-    """Every output file's bytes, the summaries without their run time."""
+    """Every output file's bytes, the summaries without their run time and where the tasks ran."""
     files = {f"{m}/{f}": (out / "similarity" / m / f).read_bytes() for m in MODELS for f in FILES}
     files["correlations"] = (out / "similarity" / "correlations.parquet").read_bytes()
     for m in MODELS:
         s = json.loads((out / "similarity" / m / "summary.json").read_text())
         s.pop("seconds")
+        nodes = s.pop("nodes")  # Ray node id -> the tasks it ran in the run that wrote the file
+        assert all(len(n) == 56 and k >= 1 for n, k in nodes.items()), nodes
         files[f"{m}/summary"] = s
     return files
 
@@ -135,7 +137,7 @@ def test_killed_job_resumes_under_other_worker_counts_to_identical_files(tmp_pat
     merged = pickle.loads(store.read_bytes(path))["merged"]
     blocks = -(-json.loads((done / "similarity" / "glove_6b_50d" / "summary.json").read_text())["n_words"] // 100)
     assert blocks <= len(merged) < 2 * blocks * (blocks + 1) // 2, "the job was not stopped mid-way"
-    similarity_job.run(config(*ARGS, f"out_dir={out}", "similarity.tasks_per_worker=1", "workers.num=2",
+    similarity_job.run(config(*ARGS, f"out_dir={out}", "similarity.tasks_per_worker=1", "workers.max=2",
                               "workers.cpus=1"))
     assert outputs(out) == outputs(done)
 
@@ -155,9 +157,9 @@ def test_repeating_fault_stops_naming_the_tile_and_keeps_finished_work(tmp_path,
     done, _ = finished
     out = copy_embeddings(done, tmp_path / "fault")
     monkeypatch.setenv("EMBCOMPARE_FAULT_TILE", "joint:200-300x200-300")
-    with pytest.raises(SystemExit, match=r"error: similarity joint tiles .*joint:[0-9a-f]+:200-300x200-300.* failed: The actor died"
+    with pytest.raises(SystemExit, match=r"error: similarity joint tiles .*joint:[0-9a-f]+:200-300x200-300.* failed: its worker was lost 2 times \(workers.retries=1\); last: The actor died"
                                          r".*finished tiles are kept in .*\.checkpoint"):
-        similarity_job.run(config(*ARGS, f"out_dir={out}", "similarity.retries=1", "similarity.checkpoint_every_s=0"))
+        similarity_job.run(config(*ARGS, f"out_dir={out}", "workers.retries=1", "similarity.checkpoint_every_s=0"))
     assert not (out / "similarity" / "glove_6b_50d" / "summary.json").exists()
     [path] = store.list_files(out / "similarity" / ".checkpoint", "*.pkl")
 

@@ -37,6 +37,7 @@ class ReportInputs:
     runs: dict[str, dict] = field(default_factory=dict)      # stage -> its commit's run (id, time)
     earlier: list[str] = field(default_factory=list)          # results left out: from an earlier run, why
     damaged: list[str] = field(default_factory=list)          # files left out: missing or changed since commit
+    units: list[dict] = field(default_factory=list)  # {stage, node, units}: where each stage's last run worked
 
 
 def _n(x: Any) -> str:
@@ -455,9 +456,26 @@ def build_sections(inputs: ReportInputs, neighbor_words: Sequence[str], neighbor
            correlations_section(inputs), agreement_section(inputs), analogy_section(inputs), wordsim_section(inputs),
            neighbors_section(inputs, neighbor_words, neighbor_k), contextual_section(inputs)] \
         + ([variants] if variants.items else [])
+    if inputs.units:
+        out.append(nodes_section(inputs))
     if inputs.earlier or inputs.damaged:
         out.append(left_out_section(inputs))
     return out
+
+
+def nodes_section(inputs: ReportInputs) -> Section:
+    """Units of work per Ray node and stage, as each stage's last run recorded them."""
+    s = Section("Where the work ran")
+    df = pd.DataFrame(inputs.units)
+    table = df.pivot_table(index="node", columns="stage", values="units", aggfunc="sum", fill_value=0)
+    table = table.reset_index()
+    table["node"] = table["node"].str[:12]
+    s.items.append(Item("nodes", "Units of work each Ray node ran in each stage's last run (extraction: shards "
+                                 "per store, similarity: tile groups, analogy: models, contextual: (model, task) "
+                                 "parts); a unit whose node was lost is counted where it finished. Node ids as "
+                                 "Ray names them (`ray list nodes`), first 12 characters.",
+                        table=html_table(table)))
+    return s
 
 
 LEFT_OUT_TITLE = "From an earlier run or damaged: left out"

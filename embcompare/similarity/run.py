@@ -119,6 +119,19 @@ class TileWorker:
                 for m, X in enumerate(self.mats)]
 
 
+def tile_worker(out_dir: str, models: Sequence[str], vocab: Any, scope: str, backend: str = "numpy",
+                threads: int | None = None) -> TileWorker:
+    """A TileWorker that reads its matrices from the store itself, as the driver did
+    (load_models): a replacement worker on any node builds the same one, from paths alone.
+    InputError when the store no longer holds what the driver read (``scope`` differs)."""
+    from ..vocab import vocabulary
+
+    inputs = load_models(out_dir, models, vocabulary(vocab))
+    if inputs.scope != scope:
+        raise InputError(f"the embeddings of {list(models)} in {out_dir} changed since this run read them")
+    return TileWorker(inputs.mats, backend, threads)
+
+
 def inline(worker: TileWorker) -> MapTasks:
     """Run the tasks one after another in this process."""
 

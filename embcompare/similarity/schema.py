@@ -33,7 +33,6 @@ class SimilarityConfig(Section):
     tasks_per_worker: int = Field(4, ge=1)
     backend: Literal["numpy", "cupy", "auto"] = "auto"
     checkpoint_every_s: float = Field(30.0, ge=0)
-    retries: int = Field(2, ge=0, description="restarts of a dead worker, and retries of its task")
     groups: GroupsConfig = GroupsConfig()
 
     @field_validator("block")
