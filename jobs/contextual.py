@@ -32,7 +32,7 @@ from embcompare.contextual.settings import ContextualConfig, ContextualSection
 
 log = logging.getLogger("embcompare")
 
-PART_VERSION = "contextual-parts-2"  # bump when the measures' code changes what a part holds
+PART_VERSION = "contextual-parts-3"  # bump when the measures' code changes what a part holds
 _STATS = b"embcompare.stats"
 
 

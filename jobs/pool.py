@@ -181,16 +181,37 @@ class Pool:
             actor = self._actor.remote(*self._args)
             self.starting[actor.ready.remote()] = actor
 
+    def _drop_node(self, node: str, idle: list) -> None:
+        """Forget (and kill) every placed worker on ``node``, a node found lost: the idle ones
+        would otherwise take units only to fail them."""
+        import ray
+
+        for actor in [a for a, nd in self.placed.items() if nd == node]:
+            self.placed.pop(actor)
+            if actor in idle:
+                idle.remove(actor)
+            ray.kill(actor)
+
+    def _alive_nodes(self) -> set[str]:
+        import ray
+
+        return {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
+
     def map(self, units: Sequence[Any], method: str, args: Callable[[Any], tuple],
             name: Callable[[Any], str] = str) -> Iterator[tuple[Any, Any, str]]:
         """Run ``worker.method(*args(unit))`` for every unit; yield (unit, result, node id) as
-        each finishes, in the order they finish. UnitFailed names the unit that failed for good
-        (the units yielded before it are done); NoWorker when no worker starts."""
+        each finishes, in the order they finish. UnitFailed names the unit that failed for good,
+        NoWorker says why no worker could be had; either is raised once the units in flight are
+        collected (every unit yielded before it is done)."""
         import ray
 
         queue = collections.deque(units)
         tries: collections.Counter = collections.Counter()
         running: dict[Any, tuple[Any, Any]] = {}  # result ref -> (unit, actor)
+        alive = self._alive_nodes()
+        for actor, node in list(self.placed.items()):  # workers of an earlier map on nodes lost since
+            if node not in alive:
+                self._drop_node(node, [])
         idle = list(self.placed)
         self._spawn(max(0, self._target(len(queue)) - len(self.placed) - len(self.starting)))
         if not self.grows and not self.placed and placeable_now(self.res) == 0:
@@ -198,12 +219,13 @@ class Pool:
             raise NoWorker(self.label, f"no node of this Ray can hold a worker of {self.res.cpus:g} CPU and "
                                        f"{self.res.gpus:g} GPU; lower workers.cpus or workers.gpus")
         waited_since = time.monotonic()
-        failure: UnitFailed | None = None
+        start_deaths = 0  # workers lost while starting since one was last placed
+        failure: Exception | None = None
         while (queue and failure is None) or running:
             while queue and idle and failure is None:
                 unit, actor = queue.popleft(), idle.pop()
                 running[actor.call.remote(method, *args(unit))] = (unit, actor)
-            if not queue and self.starting:
+            if (not queue or failure is not None) and self.starting:
                 # nothing left to hand out: withdraw the demand for more workers (an autoscaler
                 # would launch nodes for nothing); placed workers stay for the next map
                 for actor in self.starting.values():
@@ -215,10 +237,10 @@ class Pool:
             timeout = None if running else max(0.0, self.wait_s - (time.monotonic() - waited_since))
             ready, _ = ray.wait(waits, num_returns=1, timeout=timeout)
             if not ready:
-                self.close()
-                raise NoWorker(self.label, f"no worker of {self.res.cpus:g} CPU and {self.res.gpus:g} GPU was placed "
-                                           f"in {self.wait_s:g} s (workers.wait_s): the cluster has no room for one "
-                                           "and did not grow")
+                failure = NoWorker(self.label, f"no worker of {self.res.cpus:g} CPU and {self.res.gpus:g} GPU was "
+                                               f"placed in {self.wait_s:g} s (workers.wait_s): the cluster has no "
+                                               "room for one and did not grow")
+                continue
             ref = ready[0]
             if ref in self.starting:
                 actor = self.starting.pop(ref)
@@ -226,11 +248,19 @@ class Pool:
                     node = ray.get(ref)
                 except Exception as e:  # noqa: BLE001 - sorted below
                     if _init_failed(e) or not _lost(e):
-                        self.close()
-                        raise NoWorker(self.label, _message(e), "a worker could not start: ") from None
-                    log.warning("%s: a starting worker was lost (%s); asking for another", self.label, _message(e))
+                        failure = failure or NoWorker(self.label, _message(e), "a worker could not start: ")
+                        continue
+                    start_deaths += 1
+                    if start_deaths > self.retries:  # a model that kills its process as it loads, say
+                        failure = failure or NoWorker(
+                            self.label, _message(e), f"a worker died while starting {start_deaths} times "
+                                                     f"(workers.retries={self.retries}); last: ")
+                        continue
+                    log.warning("%s: a starting worker was lost (%s); asking for another (%d of %d)", self.label,
+                                _message(e), start_deaths, self.retries)
                     self._spawn(1)
                     continue
+                start_deaths = 0
                 self.placed[actor] = node
                 idle.append(actor)
                 continue
@@ -243,6 +273,8 @@ class Pool:
                     continue
                 node = self.placed.pop(actor, "?")
                 ray.kill(actor)
+                if node not in self._alive_nodes():
+                    self._drop_node(node, idle)  # the node is gone: so are its idle workers
                 tries[name(unit)] += 1
                 if tries[name(unit)] > self.retries:
                     failure = failure or UnitFailed(
@@ -290,16 +322,20 @@ def check_out_dir(out_dir: str) -> tuple[str, bytes] | None:
     task = ray.remote(num_cpus=0)(look)
     refs = {n["NodeID"]: task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
             .remote(path, token) for n in nodes}
-    blind = []
+    blind, failed = [], []
     for node_id, ref in refs.items():
+        ip = next((n.get("NodeManagerAddress") for n in nodes if n["NodeID"] == node_id), "?")
         try:
-            ok = ray.get(ref, timeout=120)
-        except Exception as e:  # noqa: BLE001 - a node that cannot run the probe cannot run the stage either
-            ok = False
-            log.warning("out_dir probe on node %s failed: %s", node_id[:12], _message(e))
-        if not ok:
-            ip = next((n.get("NodeManagerAddress") for n in nodes if n["NodeID"] == node_id), "?")
-            blind.append(f"{node_id[:12]} ({ip})")
+            if not ray.get(ref, timeout=120):
+                blind.append(f"{node_id[:12]} ({ip})")
+        except Exception as e:  # noqa: BLE001 - a node lost meanwhile (scaled down, reclaimed) is no verdict
+            if node_id in {n["NodeID"] for n in ray.nodes() if n.get("Alive")}:
+                failed.append(f"{node_id[:12]} ({ip}): {_message(e)}")
+            else:
+                log.info("out_dir probe: node %s left the cluster meanwhile; its workers are checked if it returns",
+                         node_id[:12])
+    if failed:
+        raise SystemExit(f"error: the out_dir probe could not run on {len(failed)} Ray node(s): {'; '.join(failed)}")
     if blind:
         raise SystemExit(f"error: out_dir {out_dir!r} is not visible from {len(blind)} of {len(nodes)} Ray nodes: "
                          f"{', '.join(blind)}. A local path is each node's own disk; use an object store "

@@ -219,6 +219,9 @@ def all_pairs(mats: Sequence[np.ndarray], params: Params = Params(), *, names: S
             where = f"kept in {ckpt.path}" if ckpt.path else "lost (no checkpoint)"
             raise TileFailed(f"similarity {name} tiles {', '.join(failed)} failed: {e.message}; the "
                              f"{len(ckpt.merged)} finished tiles are {where}") from None
+        except BaseException:  # no worker left, or interrupted: keep what finished, then stop
+            ckpt.save()
+            raise
         finally:
             if bar is not None:
                 bar.close()
