@@ -454,9 +454,12 @@ def test_swap_leaves_names_and_mentions_alone(nlp, wordnet):
 
     lex = _index(wordnet).lex
     for text, anchor, word in [("We vaccinate against scarlet fever", 1, "scarlet"),
-                               ("years afterward, they would pay", 5, "afterward")]:
+                               ("years afterward, they would pay", 5, "afterward"),
+                               ("the word `doctor' is a title", 7, "doctor")]:
         doc = nlp(text)
         assert all(doc[i].lower_ != word for i, _ in replacements(doc, anchor, {doc[anchor].lower_}, lex, "synonym"))
+    doc = nlp("the doctor is a title")  # the same word in use, not mentioned, is swapped
+    assert dict(replacements(doc, 4, {"title"}, lex, "synonym")).get(1) == ["physician"]
 
 
 def test_exclamation_records_hold_a_real_exclamative(generated):
