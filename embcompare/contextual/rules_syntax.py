@@ -119,8 +119,7 @@ def gradable_adverb(adv: str) -> bool:
     if not a.endswith("ly") or len(a) < 5:
         return False
     stems = [a[:-2], a[:-3] + "y" if a.endswith("ily") else "", a[:-4] if a.endswith("ally") else "",
-             a[:-2] + "e" if a.endswith(("bly", "ply", "tly")) else ""]
-    stems += [a[:-1] + "e"] if a.endswith(("bly", "ply", "tly")) else []  # remarkably, gently
+             a[:-1] + "e" if a.endswith(("bly", "ply", "tly")) else ""]  # remarkably, simply, gently
     return any(s and len(s) > 2 and gradable(s) for s in stems)
 
 
@@ -295,7 +294,7 @@ def _what_fragment(doc, body, subs) -> tuple[list[Piece], str]:
     if first.lower_ in ("a", "an") and head.tag_ == "NN":
         pass
     elif (head.tag_ == "NNS" and first.dep_ == "amod" and first.head.i == head.i
-          and first.lower_ not in ATTRIBUTIVE_ONLY and gradable(first.text)):  # not 'what various nicknames
+          and first.lower_ not in ATTRIBUTIVE_ONLY and gradable(first.text)):  # not 'what various nicknames!'
         pass
     else:
         raise Skip("no exclamative form (noun phrase not 'a ADJ noun' or 'ADJ nouns')")
@@ -327,7 +326,7 @@ def _how_what(doc, cl: Clause, body, subs) -> tuple[list[Piece], str]:
             right = [w for w in sub if w.i > c.i]
             if any(w.dep_ != "advmod" or w.lower_ in ("too", "as", "so", "enough", "more", "less") for w in left):
                 continue  # 'too tired to walk', 'as tall as', 'so happy that'
-            if any(g.i > c.i and g.dep_ not in ("prep",) for g in c.children):
+            if any(g.i > c.i and g.dep_ != "prep" for g in c.children):
                 continue  # 'happy enough', 'sure that ...': only a prepositional complement stays
             sub, kept, word = [c] + left, right, "how"
             sub.sort(key=lambda w: w.i)
@@ -349,7 +348,7 @@ def _how_what(doc, cl: Clause, body, subs) -> tuple[list[Piece], str]:
         else:
             continue
         if word == "how" and c.dep_ == "advmod" and not final:
-            continue  # 'How quickly he ran to the door' is fine, but adverbs mid-clause often modify what follows
+            continue  # a manner adverb only at the end: mid-clause the parse often misattaches it
         end = max(w.i for w in c.subtree)
         post = [t for t in body if t.i > end]
         heads = {t.i for t in post if t.head.i == cl.root.i}
