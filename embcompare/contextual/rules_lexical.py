@@ -1,7 +1,8 @@
 """Generator A's lexical rules: WordNet synonym and antonym swaps of a content word other
 than the anchor, inflected to the replaced word's tag (lemminflect), a/an fixed (inflect).
 
-A word is swapped only where its sense in the sentence is known, and only for a word as common:
+A word is swapped only where the word alone makes its sense all but certain, and only for a
+word as common:
 
 - sense: the replaced word has a *dominant sense*: one synset holds at least
   ``DOMINANT_SHARE`` of the word's tagged occurrences in SemCor (WordNet's cntlist.rev, read by
@@ -158,9 +159,6 @@ class Lexicon:
             return best
         return None
 
-    def clear_sense(self, lemma: str, pos: str) -> bool:
-        return self.dominant_sense(lemma, pos) is not None
-
     def mostly(self, lemma: str, pos: str) -> bool:
         """Whether ``lemma`` is a base form (not 'authorities') used in ``pos`` at least as
         often as in any other part of speech, by tag counts ('wizard' is mostly a noun)."""
@@ -171,10 +169,6 @@ class Lexicon:
             return False
         here = sum(self.tag_counts.get((lemma, pos), {}).values())
         return all(sum(self.tag_counts.get((lemma, p), {}).values()) <= here for p in ("n", "v", "a", "r") if p != pos)
-
-    def first_sense(self, lemma: str, pos: str) -> str | None:
-        ids = self.senses.get((lemma, pos))
-        return ids[0] if ids else None
 
     def synonyms(self, lemma: str, pos: str) -> list[str]:
         """Other single-word lemmas of the word's dominant sense (none without one)."""
