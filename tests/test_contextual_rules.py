@@ -384,7 +384,7 @@ def test_swaps_bring_in_no_rare_word_and_keep_a_clear_sense(generated, wordnet):
     left_out = report["swap_candidates_left_out"]["synonym"]
     assert left_out["synonym: replaced word has no dominant sense"] > 0 and left_out["synonym: rarer than Zipf 3.0"] > 0
     lex = _index(wordnet).lex
-    # 'burn' (no dominant sense) may not become 'fire' (first sense: the event)
+    # 'burn' (no dominant sense) may not become 'fire' (no dominant sense either)
     assert "fire" not in lex.candidates("burn", "v", "synonym")
     assert lex.dominant_sense("giraffe", "n") is not None and lex.dominant_sense("bank", "n") is None
 

@@ -9,8 +9,8 @@ word as common:
   sense key, as NLTK's ``lemma.count()``) over at least ``MIN_TAGGED`` occurrences, or the word
   has one synset in its part of speech and no tagged use of another. A reader then takes that
   sense with little doubt, so the sentence most likely uses it. The replacement's own dominant
-  sense (same test) must be that same synset, so 'burn' never becomes 'fire' (whose dominant
-  sense is another) and 'fine gowns' never become 'okay gowns' ('fine' is split over senses);
+  sense (same test) must be that same synset, so 'doctor' becomes 'physician', while 'burn'
+  never becomes 'fire' and 'fine gowns' never 'okay gowns' (both split over several senses);
 - the replacement is a content word (not a stop word such as 'after'), a base form mostly of
   that part of speech, not a verb's -ing form standing as a noun ('communicating'), and its
   inflected form reads as itself (lemminflect lemmatises it back: 'genua' not 'genus');
