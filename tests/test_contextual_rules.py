@@ -306,8 +306,11 @@ def test_synonym_and_antonym_swaps_are_wordnet_pairs(generated, wordnet):
                 assert any(synsets_of.get(x, set()) & synsets_of.get(y, set()) for x, y in pairs), (old, new)
             else:
                 assert any(tuple(sorted(p)) in antonyms for p in pairs), (old, new)
+                # the antonym was not in the sentence already ('black or white' stays a contrast)
+                words = [w.strip(string.punctuation) for w in r.original.text.replace("-", " ").split()]
+                assert not any(_lemmas(w) & _lemmas(new) for w in words if w != old), (r.original.text, new)
             checked[r.task] += 1
-    assert checked["synonym"] > 10 and checked["antonym"] > 3  # the dominant-sense rule keeps few swaps
+    assert checked["synonym"] > 10 and checked["antonym"] >= 3  # the dominant-sense rule keeps few swaps
 
 
 def test_jumbling_keeps_the_words_and_the_anchor_place(generated):
@@ -469,3 +472,57 @@ def test_exclamation_records_hold_a_real_exclamative(generated):
     ex = [r for r in records if r.task == "exclamation"]
     assert ex and all(any(is_exclamative(v.text) for v in r.variants) for r in ex)
     assert all(sum(not is_exclamative(v.text) for v in r.variants) <= 1 for r in ex)
+
+
+def _swaps(nlp, lex, text: str, anchor: str, kind: str = "antonym"):
+    """{replaced word: replacements} and the rejection counts of a swap rule on ``text``."""
+    from embcompare.contextual.rules_lexical import replacements
+
+    doc = nlp(text)
+    a = next(t.i for t in doc if t.lower_ == anchor)
+    rejects = Counter()
+    return {doc[i].lower_: c for i, c in replacements(doc, a, {anchor}, lex, kind, rejects)}, rejects
+
+
+def test_antonym_already_in_the_sentence_is_not_swapped_in(nlp, wordnet):
+    """'black or white' would collapse to 'white or white'; alone, 'black' becomes 'white'."""
+    lex = _index(wordnet).lex
+    reps, rejects = _swaps(nlp, lex, "everything is black or white", "everything")
+    assert "black" not in reps and "white" not in reps
+    assert rejects["antonym: replacement already in the sentence"] == 2
+    reps, rejects = _swaps(nlp, lex, "everything is black", "everything")
+    assert reps == {"black": ["white"]} and not rejects["antonym: replacement already in the sentence"]
+
+
+def test_sex_of_person_nouns_from_their_gloss(wordnet):
+    lex = _index(wordnet).lex
+    assert [lex.sex(w) for w in ("wife", "aunt", "woman", "niece")] == ["f"] * 4
+    assert [lex.sex(w) for w in ("husband", "uncle", "nephew", "king")] == ["m"] * 4
+    # 'a father or mother', 'a human offspring (son or daughter)', not persons of one sex
+    assert [lex.sex(w) for w in ("parent", "employer", "employee", "lender", "beard")] == [None] * 5
+
+
+@pytest.mark.parametrize("text, anchor, word, swapped", [
+    # a pronoun that may refer to the wife would keep her sex: "my ex-husband; ... her debts"
+    ("don't trust my ex-wife; I won't pay her debts anymore", "trust", "wife", False),
+    ("she choked with emotion when she spoke about her deceased husband", "choked", "husband", False),
+    ("his father signed his report card", "report", "father", False),
+    # no pronoun, or only the noun's own possessive (which cannot refer to the noun itself)
+    ("my wife wants us to renovate", "renovate", "wife", True),
+    ("the man's unfaithfulness to his wife", "unfaithfulness", "wife", True),
+    ("fond of his nephew", "fond", "nephew", True),
+])
+def test_sex_swapped_only_where_no_pronoun_may_refer_to_the_word(nlp, wordnet, text, anchor, word, swapped):
+    lex = _index(wordnet).lex
+    reps, rejects = _swaps(nlp, lex, text, anchor)
+    assert (word in reps) == swapped, reps
+    assert rejects["antonym: sex swapped where a pronoun may refer to the word"] == (0 if swapped else 1)
+
+
+def test_ordinary_antonym_swaps_still_happen(nlp, wordnet):
+    """A pronoun does not stop a swap of a word that names no sex; synonym swaps are untouched
+    by the antonym-only checks ('large or small' keeps its synonym 'big')."""
+    lex = _index(wordnet).lex
+    assert _swaps(nlp, lex, "he borrowed a large sum", "sum")[0] == {"large": ["small"]}
+    assert _swaps(nlp, lex, "she spoke about her slothful employees", "slothful")[0] == {"employees": ["employer"]}
+    assert "large" in _swaps(nlp, lex, "a large or small sum", "sum", "synonym")[0]

@@ -15,7 +15,11 @@ word as common:
   that part of speech, not a verb's -ing form standing as a noun ('communicating'), and its
   inflected form reads as itself (lemminflect lemmatises it back: 'genua' not 'genus');
 - frequency: the replacement, inflected, has wordfreq Zipf frequency >= ``MIN_ZIPF`` and at
-  most ``MAX_ZIPF_DROP`` below the replaced word's ('educatees', 'tegument' never come in).
+  most ``MAX_ZIPF_DROP`` below the replaced word's ('educatees', 'tegument' never come in);
+- antonyms only: the replacement is not in the sentence already ('black or white' never
+  becomes 'white or white'), and a pair of nouns for persons of either sex ('wife' /
+  'husband', 'king' / 'queen') is not swapped where a third-person pronoun of a sex ('her
+  debts', 'he') may refer to the word: the pronoun would keep the old sex.
 
 Every candidate left out is counted by reason.
 """
@@ -41,6 +45,10 @@ DOMINANT_SHARE = 0.75  # share of a word's SemCor-tagged uses its dominant synse
 MIN_TAGGED = 5  # tagged uses needed to call a polysemous word's sense dominant
 _SS_TYPE = {"1": "n", "2": "v", "3": "a", "4": "r", "5": "a"}  # sense keys' synset types; 5: satellites
 _SS_NUM = {"n": 1, "v": 2, "a": 3, "r": 4, "s": 5}
+# Words naming a person's sex in a gloss (Lexicon.sex).
+_MALE = {"man", "men", "male", "boy", "son", "brother", "father", "husband", "king"}
+_FEMALE = {"woman", "women", "female", "girl", "daughter", "sister", "mother", "wife", "queen"}
+_SEXED_PRONOUNS = {"he", "him", "his", "himself", "she", "her", "hers", "herself"}
 
 
 def _bare(word: str) -> str:
@@ -188,6 +196,44 @@ class Lexicon:
                 out.append(other)
         return out
 
+    @cached_property
+    def _persons(self) -> frozenset[str]:
+        """Noun synsets under 'person' (its dominant sense: 'a human being'), by hypernym."""
+        root = self.dominant_sense("person", "n")
+        children: dict[str, list[str]] = {}
+        for s in self.wn.synsets.values():
+            for h in s.hypernyms:
+                children.setdefault(h, []).append(s.id)
+        out, todo = set(), [root]
+        while todo:
+            sid = todo.pop()
+            if sid not in out:
+                out.add(sid)
+                todo.extend(children.get(sid, []))
+        return frozenset(out)
+
+    def sex(self, lemma: str) -> str | None:
+        """'m' or 'f' for a noun whose dominant sense is a person of one sex, read off its
+        gloss: the first word naming a sex in the first clause, parentheses and pairs naming
+        both ('father or mother') left out: 'a married woman', 'the brother of your father or
+        mother', 'an adult female person (as opposed to a man)'. None otherwise ('parent': 'a
+        father or mother'; 'employer'). WordNet's hypernyms do not tell: 'wife' and 'husband'
+        are both just spouses. The words of the gloss test ('man', 'queen') are their own sex
+        in any sense (a queen bee is 'she' too)."""
+        if lemma in _MALE or lemma in _FEMALE:
+            return "m" if lemma in _MALE else "f"
+        sid = self.dominant_sense(lemma, "n")
+        if sid is None or sid not in self._persons:
+            return None
+        clause = re.sub(r"\([^)]*\)", " ", self.wn.synsets[sid].gloss.split(";")[0].lower())
+        sexed = _MALE | _FEMALE
+        words = re.findall(r"[a-z]+", clause)
+        for i, w in enumerate(words):
+            if w in sexed and not ((i + 2 < len(words) and words[i + 1] == "or" and words[i + 2] in sexed)
+                                   or (i >= 2 and words[i - 1] == "or" and words[i - 2] in sexed)):
+                return "m" if w in _MALE else "f"
+        return None
+
     def candidates(self, lemma: str, pos: str, kind: str, rejects: Counter | None = None) -> list[str]:
         """Synonyms or antonyms of the word in its dominant sense whose own dominant sense is
         that synset (synonyms) or the antonym synset pointing back at the word (antonyms).
@@ -314,9 +360,28 @@ def replacements(doc, anchor_i: int, anchor_forms: set[str], lex: Lexicon, kind:
             rejects[f"{kind}: inflected replacement reads as another word"] += len(cands) - len(kept)
         cands = kept
         cands = [c for c in cands if frequent_enough(inflect_word(c, t.tag_), t.text, rejects, kind)]
+        if kind == "antonym":
+            cands = [c for c in cands if antonym_fits(doc, t, c, lex, rejects)]
         if cands:
             out.append((t.i, cands))
     return out
+
+
+def antonym_fits(doc, t, antonym: str, lex: Lexicon, rejects: Counter) -> bool:
+    """Whether swapping ``t`` for ``antonym`` keeps the sentence sound: the antonym is not in
+    it already (a contrast such as 'black or white' would collapse), and a swap of the sex of a
+    person noun has no sexed pronoun that may refer to it. A possessive on the noun itself ('his
+    wife') cannot refer to it; any other he/she/his/her... may ('my ex-wife; I won't pay her
+    debts')."""
+    form = inflect_word(antonym, t.tag_).lower()
+    if any(u.i != t.i and (u.lower_ == form or u.lemma_.lower() == antonym) for u in doc):
+        rejects["antonym: replacement already in the sentence"] += 1
+        return False
+    if t.pos_ == "NOUN" and (lex.sex(t.lemma_.lower()) or lex.sex(antonym)):
+        if any(u.lower_ in _SEXED_PRONOUNS and not (u.dep_ == "poss" and u.head.i == t.i) for u in doc):
+            rejects["antonym: sex swapped where a pronoun may refer to the word"] += 1
+            return False
+    return True
 
 
 def swap_variants(doc, anchor_i: int, anchor_forms: set[str], lex: Lexicon, kind: str,
