@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from embcompare.contextual import rules_syntax as syn
 from embcompare.contextual.rules_edit import Piece, Skip, render
-from embcompare.contextual.rules_lexical import Lexicon, single_word, swap_variants, synonym_sets
+from embcompare.contextual.rules_lexical import Lexicon, single_word, stop_words, swap_variants, synonym_sets
 from embcompare.contextual.tasks import TASKS, Sentence, TaskRecord, check_sentence, surface_matches
 from embcompare.vocab import WordNet
 
@@ -69,11 +69,6 @@ def words_of(text: str) -> set[str]:
     return {w.strip(string.punctuation).lower() for w in text.split()}
 
 
-def _stop_words() -> frozenset[str]:
-    from spacy.lang.en.stop_words import STOP_WORDS
-    return frozenset(STOP_WORDS)
-
-
 class AnchorIndex:
     """Which WordNet lemmas occur in the example sentences of their own senses."""
 
@@ -102,7 +97,7 @@ class AnchorIndex:
     @lru_cache(maxsize=8)
     def eligible(self, pos: str) -> list[str]:
         """Lemmas of ``pos`` with an own-sense example sentence holding them, sorted."""
-        stop = _stop_words()
+        stop = stop_words()
         found = set()
         for s in self.wn.synsets.values():
             if s.pos != pos or not s.examples:

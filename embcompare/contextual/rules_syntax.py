@@ -27,6 +27,8 @@ FULL_MODAL = {"'ll": "will", "'d": "would", "ca": "can", "wo": "will", "sha": "s
 FULL_AUX = {"'re": "are", "'m": "am", "'ve": "have"}
 ADVERBIAL_PREPS = {"in", "at", "during", "after", "before", "since", "until", "throughout", "within",
                    "near", "inside", "outside", "despite", "without", "across", "under", "behind"}
+QUANTIFIERS = {"some", "all", "most", "many", "several", "few", "both", "half", "any", "none"}
+SELECTED_PREPS = {"in", "at"}  # prepositions verbs often select ('result in', 'arrive at')
 INTENSIFIERS = {"very", "so", "really", "quite", "extremely", "too", "rather", "pretty", "most"}
 # Adjectives that only stand before a noun, never after 'is'.
 ATTRIBUTIVE_ONLY = {"certain", "such", "whole", "entire", "main", "only", "former", "latter", "next", "last",
@@ -108,6 +110,17 @@ def gradable(adj: str) -> bool:
 
     a = adj.lower()
     return bool(getInflection(a, "JJR", inflect_oov=False)) or a.endswith(_GRADABLE_ENDINGS)
+
+
+def gradable_adverb(adv: str) -> bool:
+    """Whether an -ly adverb grades: its adjective does ('quickly': quick, 'vigorously':
+    vigorous; not 'automatically', 'separately')."""
+    a = adv.lower()
+    if not a.endswith("ly") or len(a) < 5:
+        return False
+    stems = [a[:-2], a[:-3] + "y" if a.endswith("ily") else "", a[:-4] if a.endswith("ally") else "",
+             a[:-1] + "e" if a.endswith(("bly", "ply", "tly")) else ""]  # remarkably, simply, gently
+    return any(s and len(s) > 2 and gradable(s) for s in stems)
 
 
 def is_negative(word: str) -> bool:
@@ -280,7 +293,8 @@ def _what_fragment(doc, body, subs) -> tuple[list[Piece], str]:
         raise Skip("no exclamative form (noun phrase without a gradable adjective)")
     if first.lower_ in ("a", "an") and head.tag_ == "NN":
         pass
-    elif head.tag_ == "NNS" and first.dep_ == "amod" and first.head.i == head.i:
+    elif (head.tag_ == "NNS" and first.dep_ == "amod" and first.head.i == head.i
+          and first.lower_ not in ATTRIBUTIVE_ONLY and gradable(first.text)):  # not 'what various nicknames!'
         pass
     else:
         raise Skip("no exclamative form (noun phrase not 'a ADJ noun' or 'ADJ nouns')")
@@ -289,6 +303,11 @@ def _what_fragment(doc, body, subs) -> tuple[list[Piece], str]:
 
 
 def _how_what(doc, cl: Clause, body, subs) -> tuple[list[Piece], str]:
+    """The exclamative of a clause from a phrase right after its verb: a gradable adjective
+    complement or a manner adverb ('how'), an object or predicate noun phrase ('what'). The
+    phrase need not end the sentence: what follows it stays after the verb ('What a long walk
+    he took in the park!', 'How happy he was about the result!'); such a non-final phrase must
+    hold a gradable adjective, and only adjuncts may follow it."""
     if cl.neg is not None or any(is_negative(t.text) for t in doc):
         raise Skip("negative")  # 'How not quiet the room was!' is not English
     last = body[-1].i if body else -1
@@ -299,27 +318,43 @@ def _how_what(doc, cl: Clause, body, subs) -> tuple[list[Piece], str]:
         if c.i <= cl.root.i:
             continue
         sub = list(c.subtree)
-        if sub[-1].i != last:
-            continue
+        final = sub[-1].i == last
         first = sub[0].lower_
-        if (c.dep_ == "acomp" and c.pos_ == "ADJ" and gradable(c.text)
-                and all(w.i == c.i or w.dep_ == "advmod" for w in sub)):
-            word = "how"
+        kept: list = []  # words of the phrase's subtree that stay after the verb
+        if c.dep_ == "acomp" and c.pos_ == "ADJ" and c.tag_ == "JJ" and gradable(c.text):
+            left = [w for w in sub if w.i < c.i]
+            right = [w for w in sub if w.i > c.i]
+            if any(w.dep_ != "advmod" or w.lower_ in ("too", "as", "so", "enough", "more", "less") for w in left):
+                continue  # 'too tired to walk', 'as tall as', 'so happy that'
+            if any(g.i > c.i and g.dep_ != "prep" for g in c.children):
+                continue  # 'happy enough', 'sure that ...': only a prepositional complement stays
+            sub, kept, word = [c] + left, right, "how"
+            sub.sort(key=lambda w: w.i)
         elif (c.dep_ == "advmod" and c.tag_ == "RB" and len(sub) <= 2 and all(w.i == c.i or w.dep_ == "advmod" for w in sub)
-              and (c.lower_.endswith("ly") or c.lower_ in DEGREE_ADVERBS) and c.lower_ not in INTENSIFIERS):
+              and (gradable_adverb(c.lower_) or c.lower_ in DEGREE_ADVERBS) and c.lower_ not in INTENSIFIERS):
             word = "how"
         elif c.dep_ in ("attr", "dobj") and c.pos_ == "NOUN" and (
                 (first in ("a", "an") and sub[0].head.i == c.i)
-                or (c.tag_ == "NNS" and sub[0].dep_ == "amod" and sub[0].head.i == c.i)):
+                or (c.tag_ == "NNS" and sub[0].dep_ == "amod" and sub[0].head.i == c.i
+                    and sub[0].lower_ not in ATTRIBUTIVE_ONLY and gradable(sub[0].text))):
             if any(w.pos_ in ("VERB", "AUX") or w.dep_ in ("relcl", "acl", "prep") for w in sub):
                 continue  # 'What a man who ... he was!' reads badly; keep the phrase short
             amods = [w for w in sub if w.dep_ == "amod"]
             if amods and not any(gradable(w.text) for w in amods):
                 continue  # 'What a nudist colony it was!'
+            if not final and not amods:
+                continue  # 'What a backup he discovered in the toilet!' exclaims nothing
             word = "what"
         else:
             continue
-        pre = [t for t in body if s0 <= t.i < sub[0].i]
+        if word == "how" and c.dep_ == "advmod" and not final:
+            continue  # a manner adverb only at the end: mid-clause the parse often misattaches it
+        end = max(w.i for w in c.subtree)
+        post = [t for t in body if t.i > end]
+        heads = {t.i for t in post if t.head.i == cl.root.i}
+        if any(doc[i].dep_ not in ("prep", "advmod", "npadvmod", "advcl", "punct", "agent") for i in heads):
+            continue  # an object complement or a second object after the phrase: no simple exclamative
+        pre = [t for t in body if s0 <= t.i < min(w.i for w in sub + kept)]
         if any(t.i > cl.root.i for t in pre):
             continue  # 'how incredible the plot is simply!': words between verb and predicate
         if word == "how":  # 'how very quiet' is not English: intensifiers go
@@ -328,9 +363,10 @@ def _how_what(doc, cl: Clause, body, subs) -> tuple[list[Piece], str]:
         pieces = [(None, word)] + [(w.i, text_of(w, subs)) for w in sub] + \
                  [(t.i, full_form(t) if t.text.startswith(("'", "’")) and t.pos_ in ("AUX", "VERB")
                    else text_of(t, subs)) for t in pre] + \
+                 [(w.i, text_of(w, subs)) for w in kept] + [(t.i, text_of(t, subs)) for t in post] + \
                  [(None, "!")]
         return fix_articles(fix_sentence_case(doc, pieces)), f"exclamation/{word}"
-    raise Skip("no exclamative form (adjective, manner adverb or 'a ... noun' at the end)")
+    raise Skip("no exclamative form (adjective, manner adverb or 'a ... noun' after the verb)")
 
 
 # ---------------------------------------------------------------- passive
@@ -341,6 +377,10 @@ def _plural(np_head) -> bool:
         return True
     if np_head.tag_ in ("NNS", "NNPS") or "Plur" in np_head.morph.get("Number"):
         return True
+    if np_head.lower_ in QUANTIFIERS:  # 'some of his statements were': the 'of' noun decides
+        of = [g for c in np_head.children if c.dep_ == "prep" and c.lower_ == "of" for g in c.children
+              if g.dep_ == "pobj"]
+        return bool(of) and _plural(of[0])
     # the small parser tags some plurals NN ('my nephews'): lemminflect's lemma tells
     from lemminflect import getLemma
 
@@ -363,6 +403,21 @@ def _recase(tok, table: dict[str, str], subs) -> str:
     if tok.tag_ == "PRP" and w.lower() in table:
         return match_case(table[w.lower()], w) if w.lower() != "i" else table["i"]
     return w
+
+
+def _fronted_phrases(cl: Clause, pre: list, s0: int) -> bool:
+    """Whether the words before the subject are whole phrases of the main verb that end
+    before the subject ('In 1990, he ...'), not a misparse reaching into it ('During the
+    earthquake people looted': 'the earthquake people' taken for the subject)."""
+    for t in pre:
+        c = t
+        while c.head.i != c.i and c.head.i != cl.root.i:
+            c = c.head
+        if c.i == cl.root.i or c.head.i != cl.root.i or max(w.i for w in c.subtree) >= s0:
+            return False
+        if c.dep_ == "prep" and not any(g.dep_ in ("pobj", "pcomp") for g in c.children):
+            return False  # a preposition whose noun the parser took for the subject
+    return True
 
 
 def passive(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]:
@@ -423,11 +478,19 @@ def passive(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]:
     chain = chain + neg
     subj_sub = {w.i for w in cl.subj.subtree}
     obj_sub = sorted(w.i for w in obj.subtree)
+    if any(w.dep_ == "prep" and w.lower_ != "of" for w in obj.subtree):
+        # 'steered the students towards the courses': the parser often hangs the verb's own
+        # phrase on the object, and the passive would carry it off ('the students towards
+        # the courses were steered'); only 'of' phrases surely belong to the noun
+        raise Skip("object holds a prepositional phrase")
     body, end = _end_punct(doc)
+    s0 = min(subj_sub)
+    if not _fronted_phrases(cl, [t for t in body if t.i < s0], s0):
+        raise Skip("words before the subject reach past it")  # 'During the earthquake people looted'
+
     aux_set = {a.i for a in cl.auxes} | ({cl.neg.i} if cl.neg is not None else set())
     prt = [c for c in root.children if c.dep_ == "prt"]
     prt_set = {c.i for c in prt}
-    s0 = min(subj_sub)
     pre = [t for t in body if t.i < s0]
     mid = [t for t in body if max(subj_sub) < t.i < root.i and t.i not in aux_set]
     post = [t for t in body if t.i > root.i and t.i not in obj_sub and t.i not in prt_set]
@@ -458,12 +521,19 @@ def front_adverbial(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece
     if not body:
         raise Skip("empty")
     last = body[-1].i
+    if cl.root.lemma_ == "be":
+        raise Skip("copula: the final phrase is the predicate")  # 'in order, postings are'
+    # With an object or in the passive, a final 'in'/'at' phrase is an adjunct; without,
+    # it is often the verb's own complement ('resulted in X', 'arrived at X').
+    adjunct_slot = any(d.dep_ in ("dobj", "nsubjpass", "auxpass") for d in cl.root.children)
     for c in cl.root.children:
-        if c.i > cl.root.i and c.dep_ in ("prep", "advmod", "npadvmod") and max(w.i for w in c.subtree) == last:
+        # Manner adverbs are left alone: 'Vigorously, this fungus vegetates' shifts the focus.
+        if c.i > cl.root.i and c.dep_ in ("prep", "npadvmod") and max(w.i for w in c.subtree) == last:
             sub = [w.i for w in c.subtree]
             # 'amounted to X', 'consists of X': a verb's own preposition does not front.
             if c.dep_ == "prep" and (len(sub) < 2 or c.lower_ not in ADVERBIAL_PREPS
-                                     or not any(g.dep_ == "pobj" for g in c.children)):
+                                     or not any(g.dep_ == "pobj" for g in c.children)
+                                     or (c.lower_ in SELECTED_PREPS and not adjunct_slot)):
                 continue  # 'succeeded in neutralizing X' is the verb's own complement
             rest = [t for t in body if t.i not in sub]
             if rest and rest[-1].text == ",":
@@ -514,13 +584,14 @@ def adjective_to_relative(doc, subs: dict[int, str] | None = None) -> tuple[list
         noun = adj.head
         if any(w.dep_ in ("compound", "amod", "nmod") and adj.i < w.i < noun.i for w in doc):
             continue  # 'a big red car', 'the DNA sequence': keep the simple cases
-        right = [w for w in noun.subtree if w.i > noun.i]
-        if any(w.pos_ in ("VERB", "AUX") or w.is_punct for w in right) or (right and right[0].lower_ != "of"):
-            continue  # 'a grip for an old man that is strong' would misattach
+        if not (noun.dep_ == "ROOT" or (noun.dep_ in ("nsubj", "nsubjpass", "dobj", "attr") and noun.head.dep_ == "ROOT")):
+            continue  # a noun deeper in the sentence would take the main clause's tense wrongly
+        if any(w.i > noun.i for w in noun.subtree):
+            continue  # 'the mass of humanity that is colorless' would attach to 'humanity'
         moved = {w.i for w in adj.subtree}
         if max(moved) >= noun.i:
             continue
-        end = max([noun.i] + [w.i for w in right])
+        end = noun.i
         plural = noun.tag_ in ("NNS", "NNPS")
         be = ("were" if plural else "was") if past else ("are" if plural else "is")
         pieces: list[Piece] = []
