@@ -159,26 +159,46 @@ def test_a_private_view_node_cannot_see_a_file_the_driver_wrote(ray_cluster, tmp
     assert probe.read_text() == "written by the driver"
 
 
-def test_pending_actor_demand_makes_the_fake_autoscaler_launch_nodes():
+DEMAND = """
+import json, time
+import ray
+
+ray.init()
+launched_before = [n["NodeID"] for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) > 0]
+
+@ray.remote(num_cpus=1, resources={"fake_gpu": 1})
+class Worker:
+    def where(self):
+        return ray.get_runtime_context().get_node_id()
+
+t0 = time.time()
+actors = [Worker.remote() for _ in range(2)]
+where = ray.get([w.where.remote() for w in actors], timeout=150)
+print("SECONDS=%.1f" % (time.time() - t0))
+print("BEFORE=" + json.dumps(launched_before))
+print("WHERE=" + json.dumps(where))
+"""
+
+
+def test_pending_actor_demand_makes_the_fake_autoscaler_launch_nodes(tmp_path):
+    # The driver is a process of its own, as a stage's driver is (RAY_ADDRESS set).
+    script = tmp_path / "demand.py"
+    script.write_text(DEMAND)
     with autoscaling_cluster(max_workers=3) as a:
+        proc = subprocess.run([sys.executable, str(script)], env={**os.environ, "RAY_ADDRESS": a.address},
+                              capture_output=True, text=True, timeout=240)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        out = dict(ln.split("=", 1) for ln in proc.stdout.splitlines() if "=" in ln and ln.split("=")[0].isupper())
         a.connect()
-        assert a.node_ids() == []  # min_workers 0: nothing until there is demand
-
-        @ray.remote(num_cpus=1, resources={"fake_gpu": 1})
-        class Worker:
-            def where(self) -> str:
-                return ray.get_runtime_context().get_node_id()
-
-        t0 = time.time()
-        actors = [Worker.remote() for _ in range(2)]
-        where = ray.get([w.where.remote() for w in actors], timeout=150)
-        print(f"2 nodes launched by demand and actors running after {time.time() - t0:.1f} s")
         launched = a.node_ids()
-        assert len(set(where)) == 2 and set(where) <= set(launched)
-        assert len(launched) <= 3
         head = [n["NodeID"] for n in a.nodes() if n["Resources"].get("CPU", 0) == 0]
-        assert len(head) == 1 and head[0] not in where
         scratch = a.scratch
+    print(f"2 nodes launched by demand and actors running after {out['SECONDS']} s")
+    assert json.loads(out["BEFORE"]) == []  # min_workers 0: nothing until there is demand
+    where = json.loads(out["WHERE"])
+    assert len(set(where)) == 2 and set(where) <= set(launched)
+    assert len(launched) <= 3
+    assert len(head) == 1 and head[0] not in where
     assert not cluster_processes(scratch)
 
 
