@@ -180,6 +180,11 @@ print("WHERE=" + json.dumps(where))
 """
 
 
+# Slow: run by .ci/run in its own pytest session with the stage tests. After the default suite's
+# hundreds of tests in one session, the fake autoscaler's launched nodes twice never ran the
+# actors ("cancelled before it started running"), while the test passes on its own and in the
+# file; the cause is not found yet (see the closing note of issue 19).
+@pytest.mark.slow
 def test_pending_actor_demand_makes_the_fake_autoscaler_launch_nodes(tmp_path):
     # The driver is a process of its own, as a stage's driver is (RAY_ADDRESS set).
     script = tmp_path / "demand.py"

@@ -56,7 +56,7 @@ def test_lost_workers_rerun_their_units_and_every_unit_comes_back_once(ray_up, t
         assert sum(pool.nodes_seen.values()) == 10 and len({n for _, n in got.values()}) == 1
 
 
-def test_a_unit_whose_workers_keep_dying_fails_naming_it_after_the_others_finish(ray_up, tmp_path):
+def test_a_unit_whose_workers_keep_dying_fails_naming_it_after_those_in_flight(ray_up, tmp_path):
     from pool import Pool, Resources, UnitFailed
 
     marker = tmp_path / "die"
@@ -66,7 +66,9 @@ def test_a_unit_whose_workers_keep_dying_fails_naming_it_after_the_others_finish
         with pytest.raises(UnitFailed, match=r"unit 5: its worker was lost 3 times \(workers.retries=2\)"):
             for u, r, _ in pool.map(list(range(8)), "square", lambda u: (u,), name=lambda u: f"unit {u}"):
                 done.append(u)
-    assert sorted(done) == [0, 1, 2, 3, 4, 6, 7]  # every other unit finished and was handed back
+    # Once a unit fails for good no new unit starts; the ones in flight are collected: every
+    # unit handed out before unit 5 (0-4) finished and came back, the two after it may not have.
+    assert {0, 1, 2, 3, 4} <= set(done) <= {0, 1, 2, 3, 4, 6, 7}
 
 
 def test_the_stages_own_error_is_not_retried(ray_up, tmp_path):
