@@ -219,7 +219,7 @@ class Pool:
             raise NoWorker(self.label, f"no node of this Ray can hold a worker of {self.res.cpus:g} CPU and "
                                        f"{self.res.gpus:g} GPU; lower workers.cpus or workers.gpus")
         waited_since = time.monotonic()
-        start_deaths = 0  # workers lost while starting since one was last placed
+        start_deaths = 0  # workers lost while starting, before any worker of the pool was placed
         failure: Exception | None = None
         while (queue and failure is None) or running:
             while queue and idle and failure is None:
@@ -249,6 +249,12 @@ class Pool:
                 except Exception as e:  # noqa: BLE001 - sorted below
                     if _init_failed(e) or not _lost(e):
                         failure = failure or NoWorker(self.label, _message(e), "a worker could not start: ")
+                        continue
+                    if self.placed or running:
+                        # a worker of this kind has started before: this one went with its node
+                        # (lost while it loaded), not by its own doing; ask for another
+                        log.info("%s: a starting worker was lost (%s); asking for another", self.label, _message(e))
+                        self._spawn(1)
                         continue
                     start_deaths += 1
                     if start_deaths > self.retries:  # a model that kills its process as it loads, say
