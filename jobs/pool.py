@@ -155,6 +155,7 @@ class Pool:
         self.placed: dict[Any, str] = {}  # live, placed actor -> its node id
         self.starting: dict[Any, Any] = {}  # ready() ref -> actor not placed yet
         self.nodes_seen: collections.Counter = collections.Counter()  # node id -> units run there
+        self.ever_placed = False  # a worker of this pool has started (its factory works)
 
     def __enter__(self) -> "Pool":
         return self
@@ -250,7 +251,7 @@ class Pool:
                     if _init_failed(e) or not _lost(e):
                         failure = failure or NoWorker(self.label, _message(e), "a worker could not start: ")
                         continue
-                    if self.placed or running:
+                    if self.ever_placed or running:
                         # a worker of this kind has started before: this one went with its node
                         # (lost while it loaded), not by its own doing; ask for another
                         log.info("%s: a starting worker was lost (%s); asking for another", self.label, _message(e))
@@ -267,6 +268,7 @@ class Pool:
                     self._spawn(1)
                     continue
                 start_deaths = 0
+                self.ever_placed = True
                 self.placed[actor] = node
                 idle.append(actor)
                 continue
