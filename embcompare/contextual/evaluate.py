@@ -34,37 +34,18 @@ def _key(s: Sentence) -> tuple[str, int, int]:
     return (s.text, s.span[0], s.span[1])
 
 
-class SentenceCache:
-    """Vectors of sentences already embedded by this encoder (the original of a record returns
-    in every task of its anchor); bounded by entries."""
-
-    def __init__(self, max_entries: int = 20000):
-        self.max_entries = max_entries
-        self.data: dict[tuple[str, int, int], tuple[dict[str, np.ndarray], int, np.ndarray]] = {}
-
-    def get(self, s: Sentence):
-        return self.data.get(_key(s))
-
-    def put(self, s: Sentence, tokens: dict[str, np.ndarray], n_tok: int, sent: np.ndarray) -> None:
-        if len(self.data) < self.max_entries:
-            self.data[_key(s)] = (tokens, n_tok, sent)
-
-
-def embed_sentences(encoder: Any, sentences: Sequence[Sentence], cache: SentenceCache | None = None,
-                    cache_these: set | None = None) -> tuple[ContextVectors, int, float]:
-    """ContextVectors of ``sentences`` (duplicates and cached ones embedded once), the number of
-    sentences embedded and the seconds it took."""
+def embed_sentences(encoder: Any, sentences: Sequence[Sentence]) -> tuple[ContextVectors, int, float]:
+    """ContextVectors of ``sentences`` (duplicates embedded once), the number of sentences
+    embedded and the seconds it took."""
     uniq = list(dict.fromkeys(_key(s) for s in sentences))
-    have = {k: cache.data[k] for k in uniq if cache is not None and k in cache.data}
-    todo = [Sentence(k[0], (k[1], k[2])) for k in uniq if k not in have]
+    have: dict[tuple[str, int, int], tuple[dict[str, np.ndarray], int, np.ndarray]] = {}
+    todo = [Sentence(k[0], (k[1], k[2])) for k in uniq]
     t0 = time.perf_counter()
     cv = encoder.encode(todo) if todo else None
     seconds = time.perf_counter() - t0
     for i, s in enumerate(todo):
         entry = ({ly: m[i] for ly, m in cv.tokens.items()}, int(cv.n_tokens[i]), cv.sentences[i])
         have[_key(s)] = entry
-        if cache is not None and cache_these is not None and _key(s) in cache_these:
-            cache.put(s, *entry)
     layers = list(encoder.layers)
     keys = [_key(s) for s in sentences]
     tokens = {ly: np.stack([have[k][0][ly] for k in keys]) if keys else np.zeros((0, 0), np.float32)
@@ -75,7 +56,7 @@ def embed_sentences(encoder: Any, sentences: Sequence[Sentence], cache: Sentence
 
 
 def measure_task(model: str, encoder: Any, records: Sequence[TaskRecord],
-                 decontext: dict[str, dict[str, np.ndarray]], cache: SentenceCache | None = None) -> TaskValues:
+                 decontext: dict[str, dict[str, np.ndarray]]) -> TaskValues:
     """Per-anchor AICV, AICV_ov and ACD (each token layer) and SMV of one model on one task's
     records.
 
@@ -85,8 +66,7 @@ def measure_task(model: str, encoder: Any, records: Sequence[TaskRecord],
     row's ``e_w`` names the form of e_w it used (encoder.e_w).
     """
     sentences = [s for r in records for s in (r.original, *r.variants)]
-    originals = {_key(r.original) for r in records}
-    cv, n_emb, seconds = embed_sentences(encoder, sentences, cache, originals)
+    cv, n_emb, seconds = embed_sentences(encoder, sentences)
     rows: list[dict[str, Any]] = []
     missing: set[str] = set()
     at, fallback = 0, 0
