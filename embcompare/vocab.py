@@ -123,9 +123,21 @@ class Synset:
     examples: list[str]
     hypernyms: list[str] = field(default_factory=list)  # synset ids (incl. instance hypernyms)
     antonyms: list[tuple[str, str]] = field(default_factory=list)  # (own lemma, antonym lemma)
+    lexfile: str = ""  # the lexicographer file, e.g. 'noun.artifact' (LEXFILES)
+    # derivationally related forms ('+' pointers): (own lemma, target synset id)
+    derivations: list[tuple[str, str]] = field(default_factory=list)
 
 
 _EXAMPLE = re.compile(r'"([^"]+)"')
+# WordNet 3.0's lexicographer files by number (lexnames(5WN)).
+LEXFILES = (
+    "adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body "
+    "noun.cognition noun.communication noun.event noun.feeling noun.food noun.group noun.location "
+    "noun.motive noun.object noun.person noun.phenomenon noun.plant noun.possession noun.process "
+    "noun.quantity noun.relation noun.shape noun.state noun.substance noun.time verb.body "
+    "verb.change verb.cognition verb.communication verb.competition verb.consumption verb.contact "
+    "verb.creation verb.emotion verb.motion verb.perception verb.possession verb.social "
+    "verb.stative verb.weather adj.ppl").split()
 
 
 def _parse_data_line(line: str, pos_name: str) -> tuple[Synset, list[tuple[int, str, str]]]:
@@ -139,7 +151,7 @@ def _parse_data_line(line: str, pos_name: str) -> tuple[Synset, list[tuple[int, 
     i = 4 + 2 * n_words
     n_ptr = int(f[i])
     i += 1
-    hypernyms, antonym_ptrs = [], []
+    hypernyms, antonym_ptrs, derivations = [], [], []
     for _ in range(n_ptr):
         sym, tgt, tpos, st = f[i: i + 4]
         i += 4
@@ -148,9 +160,12 @@ def _parse_data_line(line: str, pos_name: str) -> tuple[Synset, list[tuple[int, 
             hypernyms.append(f"{tgt}-{tpos}")
         elif sym == "!":
             antonym_ptrs.append((int(st[:2], 16), f"{tgt}-{tpos}", st[2:]))
+        elif sym == "+" and int(st[:2], 16):
+            derivations.append((lemmas[int(st[:2], 16) - 1], f"{tgt}-{tpos}"))
     gloss = gloss.strip()
     syn = Synset(id=f"{offset}-{pos}", pos=pos, lemmas=lemmas, gloss=gloss,
-                 examples=_EXAMPLE.findall(gloss), hypernyms=hypernyms)
+                 examples=_EXAMPLE.findall(gloss), hypernyms=hypernyms,
+                 lexfile=LEXFILES[int(f[1])], derivations=derivations)
     return syn, antonym_ptrs
 
 

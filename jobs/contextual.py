@@ -83,7 +83,7 @@ def generator_settings(c: ContextualSection) -> dict[str, Any]:
     # The generator's code is part of its settings: an edited rule makes new sentences.
     s = {"generator": c.generator, "anchors": c.anchors, "seed": c.seed, "max_variants": c.max_variants,
          "wordnet_dir": c.wordnet_dir, "tasks": list(c.tasks), "version": generator_version(c.generator)}
-    if c.gate.model is not None:
+    if c.gate.model is not None and c.generator != "curated":  # a reader reviewed the curated set
         from embcompare.contextual.gate import EXEMPT
 
         s["gate"] = {"model": c.gate.model, "max_nll_increase": c.gate.max_nll_increase, "exempt": list(EXEMPT)}
@@ -119,14 +119,18 @@ def load_or_generate_tasks(out_dir: str, c: ContextualSection) -> tuple[list, st
             return read_tasks(path), meta["sha256"], meta.get("report", {})
         log.info("tasks: %s was made with other settings; generating again", path)
     t0 = time.time()
-    if c.generator == "rules":
+    if c.generator == "curated":
+        from embcompare.contextual.curated import load_curated
+
+        records, report = load_curated(tasks=c.tasks, anchors=c.anchors, seed=c.seed, max_variants=c.max_variants)
+    elif c.generator == "rules":
         from embcompare.contextual.rules import generate_rules
 
         records, report = generate_rules(n_anchors=c.anchors, seed=c.seed, wordnet_dir=c.wordnet_dir,
                                          max_variants=c.max_variants, tasks=tuple(c.tasks))
     else:
         records, report = _generate_llm(c)
-    if c.gate.model is not None:
+    if c.gate.model is not None and c.generator != "curated":
         records, report["gate"] = _gate(records, c)
     from embcompare.contextual.acceptance import acceptance
 

@@ -159,6 +159,9 @@ def load_inputs(out_dir: str, models: list[str] | None):
     inp.contextual = rows(table(ctx, "contextual/results.parquet"), ctx_ok)
     inp.contextual_comparisons = rows(table(ctx, "contextual/comparisons.parquet"), ctx_ok, ("model_a", "model_b"))
     inp.contextual_cross = rows(table(ctx, "contextual/cross_task.parquet"), ctx_ok)
+    side = ctx.path("contextual/tasks.json")
+    if side and ctx_ok:
+        inp.contextual_data = store.read_json(side)
     agr, agr_ok = view("agreement")
     inp.agreement = rows(table(agr, "agreement/pairs.parquet"), agr_ok, ("model_a", "model_b"))
     inp.anisotropy = rows(table(agr, "agreement/anisotropy.parquet"), agr_ok)

@@ -32,13 +32,13 @@ def compose(*overrides):
 
 def test_default_config_is_valid():
     s = job().check(compose())
-    assert s.contextual.generator == "rules" and s.contextual.anchors == 1200
+    assert s.contextual.generator == "curated" and s.contextual.anchors == 1200
     assert [str(x) for x in s.contextual.layer] == ["-1", "input_table"] and list(s.contextual.tasks) == list(TASKS)
 
 
 @pytest.mark.parametrize("override, words", [
     ("+contextual.layr=3", ["contextual.layr", "allowed keys here", "layer"]),
-    ("contextual.generator=gpt", ["contextual.generator", "'rules'", "'llm'"]),
+    ("contextual.generator=gpt", ["contextual.generator", "'curated'", "'rules'", "'llm'"]),
     ("models=[glove_6b_50d,no_such_model]", ["no_such_model", "known models", "sbert_minilm"]),
     ("models=[smollm2_135m@12]", ["takes models, not variants", "contextual.layer", "smollm2_135m"]),
     ("contextual.compare_layer=3", ["compare_layer", "not one of contextual.layer"]),
@@ -70,8 +70,11 @@ def test_bad_config_stops_the_job_before_any_file(tmp_path):
 
 
 def test_end_to_end_glove_minilm_contract_and_resume(tmp_path):
+    """Generator A (rules) with its acceptability gate; the curated set's run is in
+    tests/test_contextual_curated.py."""
     out = tmp_path / "out"
-    args = ["models=[glove_6b_50d,sbert_minilm]", "contextual.anchors=3", "contextual.batch_size=16", f"out_dir={out}"]
+    args = ["models=[glove_6b_50d,sbert_minilm]", "contextual.generator=rules", "contextual.anchors=3",
+            "contextual.batch_size=16", f"out_dir={out}"]
     first = run_job("contextual.py", *args)
     ctx = out / "contextual"
     records = read_tasks(str(ctx / "tasks.jsonl"))
@@ -159,8 +162,8 @@ def test_generator_code_is_part_of_the_tasks_reuse_key(tmp_path, monkeypatch):
 
     mod = job()
     out = str(tmp_path / "out")
-    s = mod.check(compose("contextual.anchors=2", "contextual.tasks=[negation]", "contextual.gate.model=null",
-                          f"out_dir={out}"))
+    s = mod.check(compose("contextual.generator=rules", "contextual.anchors=2", "contextual.tasks=[negation]",
+                          "contextual.gate.model=null", f"out_dir={out}"))
     assert mod.generator_settings(s.contextual)["version"] == rules.generator_version("rules")
     calls = []
     real = rules.generate_rules

@@ -3,6 +3,8 @@
 The expected outputs in the hand-checked lists were written by hand, not copied from the
 code: each is the grammatical negation / question / passive of the input sentence.
 """
+import random
+import re
 import string
 from collections import Counter
 
@@ -73,17 +75,14 @@ PASSIVE = [
     ("the pig nuzzled the truffle", "the truffle was nuzzled by the pig", "simple"),
     ("the book packs a wallop", "a wallop is packed by the book", "simple"),
     ("Snow capped the mountains", "The mountains were capped by snow", "simple"),
-    ("This brings me to the main point", "I am brought by this to the main point", "simple"),
-    ("She saw him", "He was seen by her", "simple"),
-    ("I like my nephews", "My nephews are liked by me", "simple"),  # the parser tags 'nephews' NN
-    ("I reserved a table at my favorite restaurant",
-     "A table was reserved by me at my favorite restaurant", "simple"),
+    ("the chef reserved a table at my favorite restaurant",
+     "a table was reserved at my favorite restaurant by the chef", "simple"),  # by-phrase after the verb phrase
     ("the audience could hear his prompting", "his prompting could be heard by the audience", "modal"),
-    ("I'll tackle this difficult task", "This difficult task will be tackled by me", "modal"),
-    ("he has just made his first sale", "his first sale has just been made by him", "perfect"),
-    ("we did not understand his motivation", "his motivation was not understood by us", "do-support"),
-    ("They are building a new bridge", "A new bridge is being built by them", "progressive"),
-    ("she didn't realize the upset she caused me", "the upset she caused me was not realized by her", "do-support"),
+    ("the boy has just made his first sale", "his first sale has just been made by the boy", "perfect"),
+    ("the board did not understand his motivation", "his motivation was not understood by the board", "do-support"),
+    ("The workers are building a new bridge", "A new bridge is being built by the workers", "progressive"),
+    ("the girl didn't realize the upset she caused me", "the upset she caused me was not realized by the girl",
+     "do-support"),
 ]
 
 
@@ -113,8 +112,13 @@ def test_passive_by_hand(nlp, text, expected, kind):
     (syn.question, "how big is that part compared to the whole?", "already a question"),
     (syn.question, "Bring me the box from the other room", "no subject"),
     (syn.passive, "the oceans are teeming with life", "no direct object"),
-    (syn.passive, "he has a strong grip for an old man", "verb does not passivise"),
+    (syn.passive, "the boxer has a strong grip for an old man", "verb does not passivise"),
     (syn.passive, "Bring me the box from the other room", "no active subject"),
+    # a pronoun or generic agent reads stilted ('was calculated by him', 'I am brought by this')
+    (syn.passive, "This brings me to the main point", "pronoun or generic subject"),
+    (syn.passive, "She saw him", "pronoun or generic subject"),
+    (syn.passive, "he calculated the total cost", "pronoun or generic subject"),
+    (syn.passive, "people admired the old bridge", "pronoun or generic subject"),
 ])
 def test_rule_skips_with_reason(nlp, rule, text, reason):
     with pytest.raises(Skip) as e:
@@ -138,9 +142,9 @@ def test_rule_skips_with_reason(nlp, rule, text, reason):
 def test_exclamations_by_hand(nlp, text, expected):
     doc = nlp(text)
     made = syn.exclamations(doc)
-    # one real exclamative, and the sentence with '!' as the one other variant
-    assert [render(doc, p, 0).text for p, _ in made] == [expected, text.rstrip(".") + "!"]
-    assert [k.split("/")[1] for _, k in made] == [expected.split()[0].lower(), "mark"]
+    # one real exclamative, never a variant that only adds '!'
+    assert [render(doc, p, 0).text for p, _ in made] == [expected]
+    assert [k.split("/")[1] for _, k in made] == [expected.split()[0].lower()]
 
 
 @pytest.mark.parametrize("text, reason", [
@@ -183,24 +187,6 @@ def test_negation_never_makes_a_double_negative(nlp, text):
     with pytest.raises(Skip) as e:
         syn.negate(nlp(text))
     assert str(e.value) == "already negative or a negative word"
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("a remarkable sight", "a sight that is remarkable"),
-    ("an old man sat on the bench", "a man that was old sat on the bench"),
-])
-def test_relative_clause_by_hand(nlp, text, expected):
-    assert _apply(nlp, syn.adjective_to_relative, text) == (expected, "relative_clause")
-
-
-@pytest.mark.parametrize("text", [
-    "an indefinable feeling of terror",  # 'a feeling of terror that is indefinable': which noun is?
-    "a colorless person quite indistinguishable from the colorless mass of humanity",
-    "The prophet bid all people to become good persons",  # not 'individuals that were good'
-])
-def test_relative_clause_never_misattaches(nlp, text):
-    with pytest.raises(Skip):
-        syn.adjective_to_relative(nlp(text))
 
 
 @pytest.mark.parametrize("rule, text", [
@@ -247,7 +233,7 @@ def test_every_task_and_rule_family_occurs(generated):
     rules = {x for r in records for x in r.rule.split(",")}
     for needed in ["negation/do-support", "negation/copula", "negation/auxiliary", "negation/modal",
                    "negation/imperative", "question/do-support", "question/copula", "question/inversion",
-                   "active_passive/simple", "exclamation/mark", "exclamation/how", "exclamation/what",
+                   "active_passive/simple", "exclamation/how", "exclamation/what",
                    "jumbling/shuffle", "synonym/wordnet", "antonym/wordnet", "polysemy/wordnet-senses"]:
         assert needed in rules
     assert any(x.startswith("paraphrase/synonyms+") for x in rules)
@@ -313,15 +299,32 @@ def test_synonym_and_antonym_swaps_are_wordnet_pairs(generated, wordnet):
     assert checked["synonym"] > 10 and checked["antonym"] >= 3  # the dominant-sense rule keeps few swaps
 
 
-def test_jumbling_keeps_the_words_and_the_anchor_place(generated):
+def test_jumbling_keeps_the_words_and_clitics_whole(generated):
     records, _ = generated
+    moved = 0
     for r in (r for r in records if r.task == "jumbling"):
         o = r.original.text
         for v in r.variants:
             assert v.text != o
-            # the same letters ('cannot' is two tokens, so words may split), the anchor as it was
+            # the same letters ('cannot' is two tokens, so words may split)
             assert sorted(c for c in v.text.lower() if c.isalnum()) == sorted(c for c in o.lower() if c.isalnum())
-            assert v.text[v.span[0]:v.span[1]] == o[r.original.span[0]:r.original.span[1]]
+            # the anchor as it was (capitalised when it moved to the front)
+            assert v.text[v.span[0]:v.span[1]].lower() == o[r.original.span[0]:r.original.span[1]].lower()
+            # a clitic stays on its word: no "then't", "do'sn't"
+            assert not re.search(r"(^|\s)(n't|'s|'re|'ll|'d|'ve|'m)\b", v.text), v.text
+            moved += v.span[0] != r.original.span[0]
+    assert moved  # the anchor's place varies
+
+
+@pytest.mark.parametrize("text", ["The doctor didn't see John's dog in the park yesterday.",
+                                  "We'll meet the manager's assistant before lunch."])
+def test_jumbling_moves_clitics_with_their_word(nlp, text):
+    doc = nlp(text)
+    for pieces in syn.jumbles(doc, 1, random.Random(0), 5):
+        s = render(doc, pieces, 1)
+        words = s.text.rstrip(".").split()
+        assert ("didn't" in words and "John's" in words) or ("We'll" in words or "we'll" in words)
+        assert sorted(w.lower() for w in words) == sorted(w.lower() for w in text.rstrip(".").split())
 
 
 def test_paraphrase_swaps_a_word_and_changes_structure(generated):
@@ -333,8 +336,8 @@ def test_paraphrase_swaps_a_word_and_changes_structure(generated):
             gone = Counter(r.original.text.lower().split()) - Counter(v.text.lower().replace(",", "").split())
             content = [w for w in gone if w not in ("a", "an", "the")]
             assert len(content) >= 1, (r.original.text, v.text)
-            # the structural change's mark: passive 'by', fronting comma, relative 'that'
-            assert {"by", "that"} & set(v.text.split()) or "," in v.text
+            # the structural change's mark: passive 'by' or fronting comma
+            assert "by" in v.text.split() or "," in v.text
 
 
 def test_polysemy_variants_are_other_senses_examples(generated, wordnet):
@@ -348,6 +351,10 @@ def test_polysemy_variants_are_other_senses_examples(generated, wordnet):
         for v, s in zip(r.variants, r.variant_senses):
             assert v.text in wordnet.synsets[s].examples
             assert r.anchor in wordnet.synsets[s].lemmas
+            # a sense a reader calls different: another lexicographer file (adjective files as one)
+            fields = {wordnet.synsets[x].lexfile.replace("adj.pert", "adj.all").replace("adj.ppl", "adj.all")
+                      for x in (s, r.sense)}
+            assert len(fields) == 2, (r.anchor, s, r.sense)
 
 
 def test_seeded_and_deterministic(nlp, wordnet, generated):
@@ -470,8 +477,7 @@ def test_exclamation_records_hold_a_real_exclamative(generated):
 
     records, _ = generated
     ex = [r for r in records if r.task == "exclamation"]
-    assert ex and all(any(is_exclamative(v.text) for v in r.variants) for r in ex)
-    assert all(sum(not is_exclamative(v.text) for v in r.variants) <= 1 for r in ex)
+    assert ex and all(all(is_exclamative(v.text) for v in r.variants) for r in ex)
 
 
 def _swaps(nlp, lex, text: str, anchor: str, kind: str = "antonym"):

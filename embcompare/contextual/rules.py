@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any, Sequence
 
 from embcompare.contextual import rules_syntax as syn
+from embcompare.contextual.anchors import polysemy_senses
 from embcompare.contextual.rules_edit import Piece, Skip, render
 from embcompare.contextual.rules_lexical import Lexicon, single_word, stop_words, swap_variants, synonym_sets
 from embcompare.contextual.tasks import TASKS, Sentence, TaskRecord, check_sentence, surface_matches
@@ -31,16 +32,22 @@ _LEMMINFLECT_UPOS = {"n": "NOUN", "v": "VERB", "a": "ADJ", "r": "ADV"}
 MAX_ORIGINALS = 4  # own-sense sentences tried per anchor for the non-polysemy tasks
 
 
-_GENERATOR_MODULES = {"rules": ("rules", "rules_edit", "rules_lexical", "rules_syntax", "tasks"),
-                      "llm": ("rules", "rules_edit", "rules_lexical", "rules_syntax", "tasks", "llm")}
+_GENERATOR_MODULES = {"rules": ("rules", "rules_edit", "rules_lexical", "rules_syntax", "tasks", "anchors"),
+                      "llm": ("rules", "rules_edit", "rules_lexical", "rules_syntax", "tasks", "anchors", "llm")}
 
 
 def generator_version(generator: str = "rules") -> str:
     """sha256 of the generator's code (its modules' source; the LLM generator rewrites the rule
     generator's originals, so it holds both) and of the parser it names: part of the tasks'
-    reuse key, so an edited rule never reuses sentences an older rule made."""
+    reuse key, so an edited rule never reuses sentences an older rule made. The curated set's
+    version is that of its data and loader (embcompare.contextual.curated.data_version)."""
     import hashlib
     from pathlib import Path
+
+    if generator == "curated":
+        from embcompare.contextual.curated import data_version
+
+        return data_version()
 
     h = hashlib.sha256(SPACY_MODEL.encode())
     here = Path(__file__).parent
@@ -184,11 +191,13 @@ def paraphrases(doc, a: int, forms: set[str], lex: Lexicon, max_variants: int,
                 rejects: Counter | None = None) -> list[tuple[list[Piece], str]]:
     """Rule-based paraphrase: every swappable content word (at least one, never the anchor)
     replaced by a WordNet synonym, plus one structural change: passive, else fronting of a
-    final adverbial, else an adjective turned into a relative clause."""
+    final adverbial."""
     subs_list = synonym_sets(doc, a, forms, lex, max_variants, rejects)
     out = []
     reasons = []
-    for structure in (syn.passive, syn.front_adverbial, syn.adjective_to_relative):
+    # No adjective-to-relative-clause structure: 'the ship that was large' reads as a
+    # transformation, not a paraphrase (an independent reader rejected it).
+    for structure in (syn.passive, syn.front_adverbial):
         for subs in subs_list:
             try:
                 pieces, rule = structure(doc, subs)
@@ -246,13 +255,14 @@ def generate_rules(n_anchors: int = 1200, seed: int = 0, wordnet_dir: str | None
         own = index.sentences(lemma, pos, own_ids)[:MAX_ORIGINALS]
         others = []
         if own:
-            first_sense = own[0][0]
-            for p in (pos,) + tuple(x for x in ("n", "v", "a", "r") if x != pos):
-                for sid in lex.senses.get((lemma, p), []):
-                    if sid == first_sense or len(others) >= max_variants:
-                        continue
-                    hit = index.sentences(lemma, p, [sid])[:1]
-                    others += [(sid, ex, p) for sid, ex in hit]
+            # senses a reader calls different: another lexicographer file, not a derivation of
+            # the first sense ('regret' the feeling and the verb are one meaning)
+            for sid in polysemy_senses(lex, lemma, own[0][0]):
+                if len(others) >= max_variants:
+                    break
+                p = wn.synsets[sid].pos
+                hit = index.sentences(lemma, p, [sid])[:1]
+                others += [(sid, ex, p) for sid, ex in hit]
         plan[(lemma, pos)] = (own, others)
         texts.update((ex, None) for _, ex in own)
         texts.update((ex, None) for _, ex, _ in others)

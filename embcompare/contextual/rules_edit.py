@@ -18,11 +18,25 @@ class Skip(Exception):
     """A rule cannot apply to this sentence; the message is the counted reason."""
 
 
+_VERB_PREFIXES = ("re", "un", "over", "under", "out", "mis", "fore", "up", "with", "pre", "co")
+
+
 @lru_cache(maxsize=200_000)
 def inflect_word(lemma: str, tag: str) -> str:
-    """``lemma`` in the form Penn tag ``tag`` asks for (lemminflect; unknown words by rule)."""
-    from lemminflect import getInflection
+    """``lemma`` in the form Penn tag ``tag`` asks for (lemminflect; unknown words by rule). A
+    verb lemminflect does not know that is a prefix on one it knows takes that verb's forms
+    ('regrow' -> 'regrown', never 'regrowed')."""
+    from lemminflect import getAllInflections, getInflection
+
+    if tag.startswith("V") and not getAllInflections(lemma):
+        for p in _VERB_PREFIXES:
+            rest = lemma[len(p):]
+            if lemma.startswith(p) and len(rest) >= 3 and getAllInflections(rest, upos="VERB"):
+                forms = getInflection(rest, tag=tag)
+                if forms:
+                    return p + forms[0]
     forms = getInflection(lemma, tag=tag)
+    forms = [f for f in forms if "-" not in f or "-" in lemma] or forms  # 'redone', not 're-done'
     return forms[0] if forms else lemma
 
 

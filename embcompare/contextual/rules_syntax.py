@@ -38,6 +38,7 @@ ATTRIBUTIVE_ONLY = {"certain", "such", "whole", "entire", "main", "only", "forme
 # double negative ('they did not feel no loyalty', 'he did not seldom suppress').
 NEGATIVE_WORDS = frozenset({"not", "n't", "never", "no", "nobody", "nothing", "none", "nowhere", "neither", "nor",
                             "cannot", "seldom", "rarely", "hardly", "barely", "scarcely"})
+GENERIC_AGENTS = {"people", "someone", "somebody", "everyone", "everybody", "anyone", "anybody", "one"}
 WH_WORDS = {"who", "whom", "what", "which", "that", "whose", "where", "when", "why", "how"}
 # Verbs that take an object but do not passivise ("a car is had by him").
 NO_PASSIVE = {"have", "be", "lack", "resemble", "cost", "weigh", "fit", "suit", "become", "get",
@@ -277,8 +278,8 @@ def exclamations(doc, subs: dict[int, str] | None = None) -> list[tuple[list[Pie
     else:
         _subject_first(cl)
         made = _how_what(doc, cl, body, subs)
-    plain = [(t.i, text_of(t, subs)) for t in body]
-    return [made, (plain + [(None, "!")], "exclamation/mark")]
+    # A sentence with only '!' added is not an exclamative (a reader rejects it): none is made.
+    return [made]
 
 
 def _what_fragment(doc, body, subs) -> tuple[list[Piece], str]:
@@ -432,6 +433,10 @@ def passive(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]:
         raise Skip("no active subject")
     if cl.subj.lower_ in WH_WORDS:
         raise Skip("wh-subject")
+    if cl.subj.pos_ == "PRON" or cl.subj.lower_ in GENERIC_AGENTS:
+        # 'was calculated by him', 'is being remade by her', generic 'they'/'you' made an agent:
+        # a reader rejects these passives
+        raise Skip("pronoun or generic subject")
     objs = [c for c in root.children if c.dep_ == "dobj"]
     if len(objs) != 1 or objs[0].i < root.i:
         raise Skip("no direct object")
@@ -503,10 +508,15 @@ def passive(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]:
     pieces += chain[:1] + [(t.i, text_of(t, subs)) for t in mid] + chain[1:]
     pieces.append((root.i, text_of(root, subs, "VBN")))
     pieces += [(c.i, text_of(c, subs)) for c in prt]
+    # The by-phrase goes after the whole verb phrase: before a phrase of the verb it would split
+    # it from the verb ('was strengthened by it in his sincerity').
+    pieces += [(t.i, text_of(t, subs)) for t in post]
+    if post and post[-1].text == ",":
+        raise Skip("verb phrase ends in a comma")
     pieces.append((None, "by"))
     pieces += [(i, _recase(doc[i], OBJECT_CASE, subs) if i == cl.subj.i else text_of(doc[i], subs))
                for i in sorted(subj_sub)]
-    pieces += [(t.i, text_of(t, subs)) for t in post] + [(t.i, t.text) for t in end]
+    pieces += [(t.i, t.text) for t in end]
     return fix_articles(fix_sentence_case(doc, pieces)), f"active_passive/{kind}"
 
 
@@ -546,60 +556,37 @@ def front_adverbial(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece
 
 # ---------------------------------------------------------------- jumbling
 def jumbles(doc, anchor_i: int, rng: random.Random, n: int) -> list[list[Piece]]:
-    """Up to ``n`` distinct shuffles of the words other than the anchor; the anchor and the
-    punctuation keep their places."""
-    slots = [t.i for t in doc if not t.is_punct and t.i != anchor_i]
-    if len(slots) < 3:
+    """Up to ``n`` distinct shuffles of the words (the anchor's among them); a word keeps its
+    clitics ("do" + "n't", "John" + "'s" move as one: no "then't") and the punctuation keeps its
+    places."""
+    groups: list[list[int]] = []
+    for t in doc:
+        if t.is_punct:
+            continue
+        clitic = t.text.startswith("'") or t.text.startswith("’") or t.lower_ == "n't"
+        if clitic and groups and groups[-1][-1] == t.i - 1:
+            groups[-1].append(t.i)
+        else:
+            groups.append([t.i])
+    if len(groups) < 4:
         raise Skip("fewer than 3 other words")
-    seen = {tuple(slots)}
+    first = {g[0]: k for k, g in enumerate(groups)}
+    inside = {i for g in groups for i in g[1:]}
+    seen = {tuple(range(len(groups)))}
     out = []
     for _ in range(20 * n):
         if len(out) == n:
             break
-        perm = slots[:]
+        perm = list(range(len(groups)))
         rng.shuffle(perm)
         if tuple(perm) in seen:
             continue
         seen.add(tuple(perm))
-        where = dict(zip(slots, perm))
-        pieces = [(where.get(t.i, t.i), doc[where.get(t.i, t.i)].text) for t in doc]
-        out.append(fix_sentence_case(doc, pieces))
-    return out
-
-
-# ---------------------------------------------------------------- relative clause
-def adjective_to_relative(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]:
-    """Move an adjective in front of a noun into a relative clause after the noun phrase
-    ('a remarkable sight' -> 'a sight that is remarkable'); 'be' in the main clause's tense
-    (present for fragments) and the noun's number."""
-    subs = subs or {}
-    roots = [t for t in doc if t.dep_ == "ROOT"]
-    past = bool(roots) and (roots[0].tag_ == "VBD" or any(
-        c.dep_ in ("aux", "auxpass") and c.tag_ == "VBD" for c in roots[0].children))
-    for adj in doc:
-        if adj.dep_ != "amod" or adj.tag_ != "JJ" or adj.i > adj.head.i or adj.head.pos_ not in ("NOUN", "PROPN"):
-            continue
-        if adj.is_stop or not adj.is_alpha or adj.lower_ in ATTRIBUTIVE_ONLY or not gradable(adj.text):
-            continue  # 'times that were several', 'the reason that is main' are not English
-        noun = adj.head
-        if any(w.dep_ in ("compound", "amod", "nmod") and adj.i < w.i < noun.i for w in doc):
-            continue  # 'a big red car', 'the DNA sequence': keep the simple cases
-        if not (noun.dep_ == "ROOT" or (noun.dep_ in ("nsubj", "nsubjpass", "dobj", "attr") and noun.head.dep_ == "ROOT")):
-            continue  # a noun deeper in the sentence would take the main clause's tense wrongly
-        if any(w.i > noun.i for w in noun.subtree):
-            continue  # 'the mass of humanity that is colorless' would attach to 'humanity'
-        moved = {w.i for w in adj.subtree}
-        if max(moved) >= noun.i:
-            continue
-        end = noun.i
-        plural = noun.tag_ in ("NNS", "NNPS")
-        be = ("were" if plural else "was") if past else ("are" if plural else "is")
         pieces: list[Piece] = []
         for t in doc:
-            if t.i in moved:
-                continue
-            pieces.append((t.i, text_of(t, subs)))
-            if t.i == end:
-                pieces += [(None, "that"), (None, be)] + [(w.i, text_of(w, subs)) for w in adj.subtree]
-        return fix_articles(fix_sentence_case(doc, pieces)), "relative_clause"
-    raise Skip("no adjective before a noun")
+            if t.i in first:
+                pieces += [(i, doc[i].text) for i in groups[perm[first[t.i]]]]
+            elif t.i not in inside:
+                pieces.append((t.i, t.text))
+        out.append(fix_sentence_case(doc, pieces))
+    return out

@@ -33,7 +33,9 @@ class GateSection(Section):
 
 
 class ContextualSection(Section):
-    generator: Literal["rules", "llm"] = "rules"
+    # curated: the shipped, reviewed data set (data/contextual/); rules: generator A over
+    # WordNet's example sentences; llm: generator B
+    generator: Literal["curated", "rules", "llm"] = "curated"
     anchors: int = Field(1200, ge=1)
     seed: int = 0
     max_variants: int = Field(5, ge=1)

@@ -23,7 +23,7 @@ from embcompare import store
 
 TASKS = ("synonym", "antonym", "negation", "jumbling", "paraphrase", "question",
          "exclamation", "active_passive", "polysemy")
-POS = ("n", "v", "a")
+POS = ("n", "v", "a", "r")
 
 
 class TaskFormatError(ValueError):
@@ -39,17 +39,19 @@ class Sentence:
 @dataclass(frozen=True)
 class TaskRecord:
     anchor: str  # the lemma
-    pos: str  # n | v | a
+    pos: str  # n | v | a | r
     sense: str  # WordNet synset id "<offset>-<pos>" of the anchor in `original`
     task: str  # one of TASKS
     original: Sentence
     variants: tuple[Sentence, ...]
-    generator: str  # "rules" or "llm:<model>"
+    generator: str  # "curated", "rules" or "llm:<model>"
     rule: str = ""  # which rule made the variants, e.g. "negation/do-support"
     variant_senses: tuple[str, ...] = ()  # polysemy: the sense of each variant
+    pairs: tuple[tuple[str, str], ...] = ()  # synonym/antonym (curated): the (old, new) word of each variant
+    provenance: dict | None = None  # how the record was made (curated: data set, version, review verdict)
 
 
-_OOV_UPOS = ("NOUN", "VERB", "ADJ")
+_OOV_UPOS = ("NOUN", "VERB", "ADJ", "ADV")
 
 
 @lru_cache(maxsize=65536)
@@ -102,7 +104,9 @@ def record_to_dict(r: TaskRecord) -> dict[str, Any]:
             "original": {"text": r.original.text, "span": list(r.original.span)},
             "variants": [{"text": v.text, "span": list(v.span)} for v in r.variants],
             "generator": r.generator, "rule": r.rule,
-            "variant_senses": list(r.variant_senses)}
+            "variant_senses": list(r.variant_senses),
+            **({"pairs": [list(p) for p in r.pairs]} if r.pairs else {}),
+            **({"provenance": r.provenance} if r.provenance else {})}
 
 
 def _sentence(d: Any, what: str) -> Sentence:
@@ -118,7 +122,7 @@ def _sentence(d: Any, what: str) -> Sentence:
 
 
 _KEYS = {"anchor", "pos", "sense", "task", "original", "variants", "generator"}
-_OPTIONAL = {"rule", "variant_senses"}
+_OPTIONAL = {"rule", "variant_senses", "pairs", "provenance"}
 
 
 def record_from_dict(d: Any) -> TaskRecord:
@@ -142,6 +146,13 @@ def record_from_dict(d: Any) -> TaskRecord:
         raise ValueError(f"variant_senses must be a list of strings, got {senses!r}")
     if senses and len(senses) != len(d["variants"]):
         raise ValueError(f"{len(senses)} variant_senses for {len(d['variants'])} variants")
+    pairs = d.get("pairs", [])
+    if (not isinstance(pairs, list) or (pairs and len(pairs) != len(d["variants"]))
+            or not all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in pairs)):
+        raise ValueError(f"pairs must be one [old, new] per variant, got {pairs!r}")
+    prov = d.get("provenance")
+    if prov is not None and not isinstance(prov, dict):
+        raise ValueError(f"provenance must be an object, got {prov!r}")
     original = _sentence(d["original"], "original")
     variants = tuple(_sentence(v, f"variants[{i}]") for i, v in enumerate(d["variants"]))
     for what, s in [("original", original)] + [(f"variants[{i}]", v) for i, v in enumerate(variants)]:
@@ -150,7 +161,8 @@ def record_from_dict(d: Any) -> TaskRecord:
             raise ValueError(f"{what}: {problem}")
     return TaskRecord(anchor=d["anchor"], pos=d["pos"], sense=d["sense"], task=d["task"],
                       original=original, variants=variants, generator=d["generator"],
-                      rule=d.get("rule", ""), variant_senses=tuple(senses))
+                      rule=d.get("rule", ""), variant_senses=tuple(senses),
+                      pairs=tuple((p[0], p[1]) for p in pairs), provenance=prov)
 
 
 def write_tasks(path: str, records: Sequence[TaskRecord]) -> None:

@@ -33,6 +33,7 @@ class ReportInputs:
     agreement: pd.DataFrame | None = None      # agreement/pairs.parquet
     anisotropy: pd.DataFrame | None = None     # agreement/anisotropy.parquet
     contextual_cross: pd.DataFrame | None = None  # contextual/cross_task.parquet
+    contextual_data: dict | None = None  # contextual/tasks.json: the data set's settings and report
     absent: dict[str, str] = field(default_factory=dict)
     runs: dict[str, dict] = field(default_factory=dict)      # stage -> its commit's run (id, time)
     earlier: list[str] = field(default_factory=list)          # results left out: from an earlier run, why
@@ -323,6 +324,26 @@ def compared_layers(results: pd.DataFrame, comparisons: pd.DataFrame | None) -> 
     return chosen
 
 
+def data_set_item(meta: dict | None) -> Item | None:
+    """The contextual data set: its generator, version and provenance, and records, sentences and
+    skipped anchors per task (contextual/tasks.json)."""
+    rep = (meta or {}).get("report") or {}
+    records = rep.get("records")
+    if not isinstance(records, dict) or not records:
+        return None
+    sentences, skips = rep.get("sentences") or {}, rep.get("skip_counts") or {}
+    rows = [{"task": t, "records (anchors)": n, "sentences": sentences.get(t),
+             "anchors that cannot serve it": skips.get(t)} for t, n in records.items()]
+    df = pd.DataFrame(rows).dropna(axis=1, how="all")
+    gen = (meta.get("settings") or {}).get("generator", rep.get("generator", "?"))
+    prov = rep.get("provenance") or {}
+    what = (f"{prov.get('dataset')} version {prov.get('version')} ({prov.get('date')}): written by "
+            f"{prov.get('written_by')}; licence {prov.get('licence')}" if prov else f"generator {gen}")
+    cap = (f"The sentences (contextual/tasks.jsonl, sha256 {str(meta.get('sha256', ''))[:12]}): {what}. "
+           f"Records per task; an anchor that cannot serve a task (no different sense for polysemy) has none.")
+    return Item("contextual_data", cap, table=html_table(df, {}))
+
+
 def contextual_section(inputs: ReportInputs) -> Section:
     s = Section("Contextual measures")
     c = inputs.contextual
@@ -351,6 +372,9 @@ def contextual_section(inputs: ReportInputs) -> Section:
            f"cosine between an anchor's contextual embeddings, ACD = mean (1 - cosine to its decontextualised "
            f"embedding), SMV = 1 - mean cosine between original and varied sentences.{layer_note}")
     s.items.append(Item("contextual", cap, figure=F.contextual_measures(c)))
+    data = data_set_item(inputs.contextual_data)
+    if data is not None:
+        s.items.append(data)
     s.items.append(Item("contextual_table", "The numbers (contextual/results.parquet).",
                         table=html_table(table[table_cols], {"mean": ".4f", "std": ".4f"})))
     x = inputs.contextual_cross

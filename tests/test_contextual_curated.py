@@ -1,0 +1,235 @@
+"""The curated contextual set (data/contextual/): the recorded anchor draw, every mechanical rule
+over the whole set, the checker's messages on bad blocks, jumbling, and a job run on it."""
+import json
+import re
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT, run_job
+from embcompare.contextual import curated
+from embcompare.contextual.anchors import BAND_SHARES, SHARES, select_anchors
+from embcompare.contextual.tasks import TASKS, Sentence, read_tasks, surface_matches, write_tasks
+from embcompare.vocab import WordNet
+
+ANCHORS_FILE = ROOT / "data" / "contextual" / "anchors-v1.jsonl"
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return curated.load_curated()
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    out = []
+    for f in curated.source_files():
+        out.extend(curated.parse_source(f.read_text(encoding="utf-8"), str(f)))
+    return out
+
+
+def _recorded():
+    return [json.loads(line) for line in ANCHORS_FILE.read_text().splitlines() if line.strip()]
+
+
+def test_anchor_list_is_the_seeded_draw():
+    """The shipped anchor list is what the procedure draws from WordNet 3.0 and wordfreq."""
+    drawn = [a.to_dict() for a in select_anchors(WordNet(), n=1200, seed=0)]
+    assert drawn == _recorded()
+    assert len({a["anchor"] for a in drawn}) == 1200
+    by_pos = Counter(a["pos"] for a in drawn)
+    assert by_pos == {p: round(1200 * s) for p, s in SHARES.items()}
+    for p, k in by_pos.items():
+        bands = Counter(a["band"] for a in drawn if a["pos"] == p)
+        assert bands[0] == round(k * BAND_SHARES[0]) and bands[1] == round(k * BAND_SHARES[1])
+    # nouns, verbs and adjectives all have another sense in another lexicographer file
+    syn = WordNet().synsets
+    for a in drawn:
+        assert a["pos"] == "r" or a["polysemy"]
+        for sid in a["polysemy"]:
+            assert a["anchor"] in syn[sid].lemmas and syn[sid].lexfile.split(".")[0] != "" and sid != a["sense"]
+
+
+def test_every_drawn_anchor_has_one_block_with_its_sense(blocks):
+    recorded = {a["anchor"]: a for a in _recorded()}
+    assert sorted(b.anchor for b in blocks) == sorted(recorded)
+    for b in blocks:
+        assert (b.pos, b.sense) == (recorded[b.anchor]["pos"], recorded[b.anchor]["sense"]), b.anchor
+        # a polysemy sense is one the draw listed for the anchor
+        for _, sid, no in b.variants.get("polysemy", []):
+            assert sid in recorded[b.anchor]["polysemy"], (b.path, no, sid)
+
+
+def test_the_whole_set_passes_the_mechanical_checks(loaded):
+    records, report = loaded
+    assert report["anchors"] == 1200
+    per_task = Counter(r.task for r in records)
+    assert set(per_task) == set(TASKS)
+    assert min(per_task.values()) >= 1000, per_task
+    for r in records:
+        assert r.generator == "curated" and r.provenance["version"] == curated.VERSION
+        assert 1 <= len(r.variants) <= curated.N_VARIANTS
+        assert r.task != "jumbling" or len(r.variants) == curated.N_VARIANTS
+        for s in (r.original, *r.variants):
+            assert surface_matches(s.text[s.span[0]:s.span[1]], r.anchor)
+            assert "[" not in s.text and "]" not in s.text
+        texts = [r.original.text, *(v.text for v in r.variants)]
+        assert len(set(texts)) == len(texts)
+        if r.task in ("synonym", "antonym"):
+            assert len(r.pairs) == len(r.variants)
+        if r.task == "polysemy":
+            assert len(set(r.variant_senses)) == len(r.variants) and r.sense not in r.variant_senses
+    originals = {}
+    for r in records:
+        originals.setdefault(r.anchor, r.original.text)
+        assert originals[r.anchor] == r.original.text  # one original per anchor, shared by its tasks
+    assert len(set(originals.values())) == len(originals)
+    assert sum(report["records"].values()) == len(records)
+
+
+def test_mechanical_rules_hold_on_the_records(loaded):
+    """The task rules checked again from the records, independently of the checker's code paths."""
+    from embcompare.contextual.acceptance import negators
+
+    records, _ = loaded
+    for r in records:
+        o = r.original.text
+        for i, v in enumerate(r.variants):
+            t = v.text
+            if r.task == "negation":
+                assert negators(o) == 0 and negators(t) == 1, t
+            elif r.task == "question":
+                assert t.endswith("?"), t
+            elif r.task == "exclamation":
+                assert t.endswith("!") and t[:-1] != o[:-1], t
+            elif r.task in ("synonym", "antonym"):
+                old, new = r.pairs[i]
+                assert re.search(rf"\b{re.escape(new)}\b", t, re.I) and o != t
+                assert re.search(rf"\b{re.escape(old)}\b", o, re.I)
+
+
+def test_jumbling_is_a_permutation_moving_the_anchor(loaded):
+    records, _ = loaded
+    for r in (r for r in records if r.task == "jumbling"):
+        o = r.original.text
+        toks = sorted(o[:-1].split())
+        a_idx = len(o[: r.original.span[0]].split())
+        for v in r.variants:
+            assert sorted(v.text[:-1].split()) == toks and v.text[-1] == o[-1]
+            assert len(v.text[: v.span[0]].split()) != a_idx  # the anchor moved
+            assert v.text[v.span[0]:v.span[1]] == o[r.original.span[0]:r.original.span[1]]
+
+
+def test_jumble_keeps_contractions_whole():
+    s = curated.marked("The old baker's apprentice didn't sell the [bread] before noon today.")
+    for v in curated.jumble(s, "k"):
+        assert "baker's" in v.text.split() and "didn't" in v.text.split()
+        assert v.text[v.span[0]:v.span[1]] == "bread"
+
+
+BLOCK = """== bank | n | 09213565-n
+original: From the grassy [bank], the old fishermen slowly pulled the heavy nets out of the cold river.
+synonym: pulled -> hauled | From the grassy [bank], the old fishermen slowly hauled the heavy nets out of the cold river.
+antonym: heavy -> light | From the grassy [bank], the old fishermen slowly pulled the light nets out of the cold river.
+negation: From the grassy [bank], the old fishermen did not pull the heavy nets out of the cold river slowly.
+question: Did the old fishermen slowly pull the heavy nets out of the cold river from the grassy [bank]?
+exclamation: How slowly the old fishermen pulled the heavy nets out of the cold river from the grassy [bank]!
+active_passive: From the grassy [bank], the heavy nets were slowly pulled out of the cold river by the old fishermen.
+paraphrase: Standing on the grassy [bank], the elderly anglers hauled their weighty nets from the chilly river without hurry.
+polysemy: 08420278-n | She deposited her first paycheck at the [bank] on Friday morning.
+"""
+
+
+def _problems(text):
+    return [p for b in curated.parse_source(text, "x.txt") for p in curated.check_block(b)]
+
+
+def test_a_good_block_has_no_problem():
+    assert _problems(BLOCK) == []
+    recs = curated.records_of(curated.parse_source(BLOCK, "x.txt")[0])
+    assert sorted(r.task for r in recs) == sorted(TASKS)
+
+
+@pytest.mark.parametrize("old, new, words", [
+    ("synonym: pulled -> hauled | From the grassy [bank], the old fishermen slowly hauled",
+     "synonym: pulled -> hauled | From the grassy [bank], the young fishermen slowly hauled", ["line 3", "more than the named word"]),
+    ("synonym: pulled -> hauled", "synonym: pulled -> dragged", ["line 3", "names 'pulled' -> 'dragged'"]),
+    ("did not pull the heavy nets out of the cold river slowly.", "did not pull the heavy nets out of the cold river, not slowly.",
+     ["line 5", "adds 2 negators"]),
+    ("from the grassy [bank]?", "from the grassy [bank].", ["line 6", "end in '?'"]),
+    ("How slowly the old fishermen pulled the heavy nets out of the cold river from the grassy [bank]!",
+     "From the grassy [bank], the old fishermen slowly pulled the heavy nets out of the cold river!",
+     ["line 7", "only the punctuation"]),
+    ("polysemy: 08420278-n", "polysemy: 09213565-n", ["line 10", "the original's own sense"]),
+    ("polysemy: 08420278-n", "polysemy: 02084071-n", ["line 10", "not a sense of 'bank'"]),
+    ("at the [bank] on Friday", "at the [banker] on Friday", ["line 10", "not a form of anchor 'bank'"]),
+    ("at the [bank] on Friday", "at the bank on Friday", ["line 10", "exactly one [anchor] mark"]),
+    ("From the grassy [bank], the old fishermen slowly pulled the heavy nets out of the cold river.\n",
+     "The [bank] was green.\n", ["line 1", "original has 4 words"]),
+    ("paraphrase: Standing on the grassy [bank], the elderly anglers hauled their weighty nets from the chilly river without hurry.\n",
+     "", ["no paraphrase variant and no 'skip paraphrase: reason'"]),
+])
+def test_the_checker_names_line_and_problem(old, new, words):
+    bad = BLOCK.replace(old, new, 1)
+    assert bad != BLOCK
+    problems = _problems(bad)
+    assert problems, bad
+    text = " ".join(problems)
+    assert "x.txt" in text and "(bank)" in text
+    for w in words:
+        assert w in text, (w, problems)
+
+
+def test_a_skip_line_serves_instead_of_variants():
+    text = BLOCK.replace("exclamation: How slowly the old fishermen pulled the heavy nets out of the cold river from the grassy [bank]!",
+                         "skip exclamation: nothing to exclaim")
+    assert _problems(text) == []
+    recs = curated.records_of(curated.parse_source(text, "x.txt")[0])
+    assert "exclamation" not in {r.task for r in recs}
+
+
+def test_a_bad_source_stops_the_load_naming_the_file(tmp_path):
+    (tmp_path / "a.txt").write_text(BLOCK.replace("[bank]?", "[bank]."))
+    with pytest.raises(curated.CuratedFormatError, match=r"a.txt, line 6 \(bank\): question"):
+        curated.load_curated(tmp_path)
+
+
+def test_records_round_trip_with_pairs_and_provenance(tmp_path):
+    recs = curated.records_of(curated.parse_source(BLOCK, "x.txt")[0], {("bank", "synonym"): "accepted"})
+    syn = next(r for r in recs if r.task == "synonym")
+    assert syn.pairs == (("pulled", "hauled"),) and syn.provenance["review"] == "accepted"
+    path = str(tmp_path / "t.jsonl")
+    write_tasks(path, recs)
+    assert read_tasks(path) == recs
+
+
+def test_checker_command_exits_nonzero_on_problems(tmp_path):
+    import subprocess
+    import sys
+
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
+    good.write_text(BLOCK)
+    bad.write_text(BLOCK.replace("[bank]?", "[bank]."))
+    ok = subprocess.run([sys.executable, "-m", "embcompare.contextual.curated", "check", str(good)],
+                        capture_output=True, text=True, cwd=ROOT)
+    assert ok.returncode == 0 and "0 problems" in ok.stdout
+    no = subprocess.run([sys.executable, "-m", "embcompare.contextual.curated", "check", str(bad)],
+                        capture_output=True, text=True, cwd=ROOT)
+    assert no.returncode == 1 and "line 6" in no.stdout
+
+
+def test_job_runs_on_a_seeded_sample_of_the_curated_set(tmp_path, loaded):
+    out = tmp_path / "out"
+    run_job("contextual.py", "models=[glove_6b_50d]", "contextual.anchors=5", f"out_dir={out}")
+    ctx = out / "contextual"
+    records = read_tasks(str(ctx / "tasks.jsonl"))
+    assert len({r.anchor for r in records}) == 5 and {r.generator for r in records} == {"curated"}
+    full = {(r.anchor, r.task): r for r in loaded[0]}
+    for r in records:
+        assert full[(r.anchor, r.task)] == r  # the shipped records, unchanged
+    meta = json.loads((ctx / "tasks.json").read_text())
+    assert meta["settings"]["generator"] == "curated" and "gate" not in meta["settings"]
+    assert meta["report"]["provenance"]["version"] == curated.VERSION
+    res = pd.read_parquet(ctx / "results.parquet")
+    assert set(res.task) == {r.task for r in records}
