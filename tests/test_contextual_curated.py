@@ -233,3 +233,27 @@ def test_job_runs_on_a_seeded_sample_of_the_curated_set(tmp_path, loaded):
     assert meta["report"]["provenance"]["version"] == curated.VERSION
     res = pd.read_parquet(ctx / "results.parquet")
     assert set(res.task) == {r.task for r in records}
+
+
+def test_review_sample_packet_and_tally():
+    from embcompare.contextual import review
+
+    recs = curated.records_of(curated.parse_source(BLOCK, "x.txt")[0])
+    picked = review.sample(recs, 1, "s")
+    assert len(picked) == len(TASKS) and picked == review.sample(recs, 1, "s")
+    text = review.packet(picked, lambda sid: f"gloss of {sid}")
+    assert "### synonym-001 | task: synonym | anchor: bank (noun)" in text
+    assert "v1 (pulled -> hauled): From the grassy [bank]," in text
+    assert "v1 (sense: gloss of 08420278-n)" in text
+    lines = [f"{rid}\t{which}\taccept\t" for rid, r in picked.items()
+             for which in ["original"] + [f"v{k}" for k in range(1, len(r.variants) + 1)]]
+    syn_v1 = lines.index("synonym-001\tv1\taccept\t")
+    lines[syn_v1] = "synonym-001\tv1\treject\twrong sense"
+    del lines[lines.index("negation-001\tv1\taccept\t")]
+    t = review.tally(picked, review.read_verdicts("\n".join(lines)))
+    assert t["synonym"] == {"records": 1, "variants": 1, "variants_accepted": 0, "records_accepted": 0,
+                            "originals_rejected": 0, "missing": 0, "share_variants": 0.0, "share_records": 0.0}
+    assert t["negation"]["missing"] == 1 and t["negation"]["records_accepted"] == 0
+    assert t["jumbling"]["share_variants"] == 1.0
+    with pytest.raises(ValueError, match="line 2"):
+        review.read_verdicts("a\toriginal\taccept\nb\tv1\tmaybe")

@@ -532,3 +532,13 @@ def test_ordinary_antonym_swaps_still_happen(nlp, wordnet):
     assert _swaps(nlp, lex, "he borrowed a large sum", "sum")[0] == {"large": ["small"]}
     assert _swaps(nlp, lex, "she spoke about her slothful employees", "slothful")[0] == {"employees": ["employer"]}
     assert "large" in _swaps(nlp, lex, "a large or small sum", "sum", "synonym")[0]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("the cashier gypped me when he gave me too little change",
+     "I was gypped by the cashier when he gave me too little change"),
+    ("the chef reserved a table at my favorite restaurant",
+     "a table was reserved at my favorite restaurant by the chef"),
+])
+def test_passive_by_phrase_after_the_verb_phrase_before_a_clause(nlp, text, expected):
+    assert _apply(nlp, syn.passive, text)[0] == expected

@@ -155,13 +155,15 @@ def words(text: str) -> list[str]:
 
 def _swap_ok(orig: str, var: str, old: str, new: str) -> str | None:
     """None when ``var`` is ``orig`` with ``old`` replaced by ``new`` (a/an may change), else why not."""
-    a, b = words(orig), words(var)
+    a, b = ([("a" if w == "an" else w) for w in words(t)] for t in (orig, var))  # a/an may change
     ops = [op for op in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes() if op[0] != "equal"]
-    ops = [op for op in ops if not (op[0] == "replace" and {*a[op[1]:op[2]], *b[op[3]:op[4]]} <= {"a", "an"})]
     if len(ops) != 1 or ops[0][0] != "replace":
         return f"differs from the original in more than the named word ({len(ops)} changes)"
     _, i1, i2, j1, j2 = ops[0]
-    if a[i1:i2] != words(old) or b[j1:j2] != words(new):
+    ow, nw = ([("a" if w == "an" else w) for w in words(t)] for t in (old, new))
+    if len(ow) > 1 and len(nw) > 1 and ow[0] == nw[0] == "a":  # the pair named with its article
+        ow, nw = ow[1:], nw[1:]
+    if a[i1:i2] != ow or b[j1:j2] != nw:
         return f"changes {' '.join(a[i1:i2])!r} -> {' '.join(b[j1:j2])!r}, but names {old!r} -> {new!r}"
     return None
 
@@ -242,8 +244,8 @@ def _task_problem(task: str, o: Sentence, s: Sentence, extra: Any, b: Block, sen
     if task == "active_passive":
         return None if _BE & set(words(s.text)) else "no form of 'be': not a passive"
     if task == "paraphrase":
-        changed = set(words(o.text)) - set(words(s.text))
-        return None if len(changed) >= 2 else "fewer than two words of the original changed"
+        changed = (set(words(o.text)) ^ set(words(s.text))) - {"a", "an", "the"}
+        return None if len(changed) >= 2 else "fewer than two words changed (taken out or brought in)"
     if task == "polysemy":
         lem = _synset_lemmas(extra)
         if lem is None:

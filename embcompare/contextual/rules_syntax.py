@@ -38,6 +38,7 @@ ATTRIBUTIVE_ONLY = {"certain", "such", "whole", "entire", "main", "only", "forme
 # double negative ('they did not feel no loyalty', 'he did not seldom suppress').
 NEGATIVE_WORDS = frozenset({"not", "n't", "never", "no", "nobody", "nothing", "none", "nowhere", "neither", "nor",
                             "cannot", "seldom", "rarely", "hardly", "barely", "scarcely"})
+CLAUSAL_DEPS = ("advcl", "conj", "cc", "ccomp", "parataxis", "punct", "mark", "dep")
 GENERIC_AGENTS = {"people", "someone", "somebody", "everyone", "everybody", "anyone", "anybody", "one"}
 WH_WORDS = {"who", "whom", "what", "which", "that", "whose", "where", "when", "why", "how"}
 # Verbs that take an object but do not passivise ("a car is had by him").
@@ -508,15 +509,16 @@ def passive(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]:
     pieces += chain[:1] + [(t.i, text_of(t, subs)) for t in mid] + chain[1:]
     pieces.append((root.i, text_of(root, subs, "VBN")))
     pieces += [(c.i, text_of(c, subs)) for c in prt]
-    # The by-phrase goes after the whole verb phrase: before a phrase of the verb it would split
-    # it from the verb ('was strengthened by it in his sincerity').
-    pieces += [(t.i, text_of(t, subs)) for t in post]
-    if post and post[-1].text == ",":
-        raise Skip("verb phrase ends in a comma")
+    # The by-phrase goes after the verb's own phrases ('was strengthened in his sincerity by
+    # it', not 'by it in his sincerity') and before a clause or comma that follows them ('was
+    # gypped by the cashier when he gave me too little change').
+    clausal = {w.i for c in root.children if c.i > root.i and c.dep_ in CLAUSAL_DEPS for w in c.subtree}
+    cut = next((k for k, t in enumerate(post) if t.i in clausal), len(post))
+    pieces += [(t.i, text_of(t, subs)) for t in post[:cut]]
     pieces.append((None, "by"))
     pieces += [(i, _recase(doc[i], OBJECT_CASE, subs) if i == cl.subj.i else text_of(doc[i], subs))
                for i in sorted(subj_sub)]
-    pieces += [(t.i, t.text) for t in end]
+    pieces += [(t.i, text_of(t, subs)) for t in post[cut:]] + [(t.i, t.text) for t in end]
     return fix_articles(fix_sentence_case(doc, pieces)), f"active_passive/{kind}"
 
 
