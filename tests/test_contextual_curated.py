@@ -257,3 +257,16 @@ def test_review_sample_packet_and_tally():
     assert t["jumbling"]["share_variants"] == 1.0
     with pytest.raises(ValueError, match="line 2"):
         review.read_verdicts("a\toriginal\taccept\nb\tv1\tmaybe")
+
+
+def test_report_shows_the_data_sets_provenance_and_counts():
+    from embcompare.report.sections import data_set_item
+
+    meta = {"sha256": "ab" * 32, "settings": {"generator": "curated"},
+            "report": {"provenance": curated.PROVENANCE, "records": {"synonym": 1187, "polysemy": 1043},
+                       "sentences": {"synonym": 4748, "polysemy": 3201}, "skip_counts": {"synonym": 13, "polysemy": 157}}}
+    item = data_set_item(meta)
+    assert "version 1" in item.caption and "CC BY 4.0" in item.caption and "abababababab" in item.caption
+    for cell in ("synonym", "1187", "4748", "13", "polysemy", "1043", "157"):
+        assert f">{cell}<" in item.table.replace(",", ""), cell
+    assert data_set_item({"report": {}}) is None

@@ -148,8 +148,9 @@ def parse_source(text: str, path: str = "<source>") -> list[Block]:
 
 
 def words(text: str) -> list[str]:
-    """Word tokens, lower case, "n't" split off ("didn't" -> did, n't), as the swap check aligns them."""
-    toks = re.findall(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?|n't", text.replace("n't", " n't"))
+    """Word tokens, lower case, clitics split off ("didn't" -> did, n't; "company's" -> company,
+    's), as the swap check aligns them."""
+    toks = re.findall(r"[A-Za-z0-9]+|'[A-Za-z]+|n't", text.replace("n't", " n't"))
     return [t.lower() for t in toks]
 
 
@@ -161,8 +162,11 @@ def _swap_ok(orig: str, var: str, old: str, new: str) -> str | None:
         return f"differs from the original in more than the named word ({len(ops)} changes)"
     _, i1, i2, j1, j2 = ops[0]
     ow, nw = ([("a" if w == "an" else w) for w in words(t)] for t in (old, new))
-    if len(ow) > 1 and len(nw) > 1 and ow[0] == nw[0] == "a":  # the pair named with its article
+    # a pair named with a word both sides share ('a clever -> an ingenious', "boy's -> girl's")
+    while len(ow) > 1 and len(nw) > 1 and ow[0] == nw[0]:
         ow, nw = ow[1:], nw[1:]
+    while len(ow) > 1 and len(nw) > 1 and ow[-1] == nw[-1]:
+        ow, nw = ow[:-1], nw[:-1]
     if a[i1:i2] != ow or b[j1:j2] != nw:
         return f"changes {' '.join(a[i1:i2])!r} -> {' '.join(b[j1:j2])!r}, but names {old!r} -> {new!r}"
     return None

@@ -56,12 +56,16 @@ _OOV_UPOS = ("NOUN", "VERB", "ADJ", "ADV")
 
 @lru_cache(maxsize=65536)
 def inflections(lemma: str) -> frozenset[str]:
-    """The lemma and every inflected form of it (lemminflect, all parts of speech), lower case;
-    for a word lemminflect does not know, its regular forms (glorp: glorps, glorped, ...)."""
+    """The lemma and every inflected form of it (lemminflect, all parts of speech), lower case,
+    with a noun's regular plural; for a word lemminflect does not know, its regular forms
+    (glorp: glorps, glorped, ...)."""
     from lemminflect import getAllInflections, getAllInflectionsOOV
 
     l = lemma.lower()
-    table = getAllInflections(l)
+    table = dict(getAllInflections(l))
+    if any(k.startswith("NN") for k in table):
+        # a noun lemminflect takes for a mass noun still has its regular plural ('writings')
+        table.update({f"OOV:{k}": v for k, v in getAllInflectionsOOV(l, "NOUN").items()})
     if not table:
         table = {}
         for upos in _OOV_UPOS:
