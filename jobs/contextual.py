@@ -32,7 +32,7 @@ from embcompare.contextual.settings import ContextualConfig, ContextualSection
 
 log = logging.getLogger("embcompare")
 
-PART_VERSION = "contextual-parts-3"  # bump when the measures' code changes what a part holds
+PART_VERSION = "contextual-parts-4"  # bump when the measures' code changes what a part holds
 _STATS = b"embcompare.stats"
 
 
@@ -174,10 +174,19 @@ def part_path(out_dir: str, model: str, task: str) -> str:
     return store.join(out_dir, "contextual", ".parts", model, f"{task}.parquet")
 
 
-def part_key(model_cfg: dict, tasks_sha: str, task: str, c: ContextualSection) -> str:
+def records_sha(records: list) -> str:
+    """sha256 of one task's records as tasks.jsonl writes them."""
+    from embcompare.contextual.tasks import record_to_dict
+
+    lines = "\n".join(json.dumps(record_to_dict(r), ensure_ascii=False, sort_keys=True) for r in records)
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def part_key(model_cfg: dict, task_sha: str, task: str, c: ContextualSection) -> str:
     # Everything that changes a part's values: the model's config (its files, layer, pooling,
-    # template, dtype), the sentences, the task, the layers, this code's version.
-    return digest({"model": model_cfg, "tasks_sha256": tasks_sha, "task": task,
+    # template, dtype), the task's own sentences (a part depends on no other task's: an edit to
+    # one task's records reruns that task's parts only), the task, the layers, this code's version.
+    return digest({"model": model_cfg, "task_records_sha256": task_sha, "task": task,
                    "layers": [str(x) for x in c.layer], "e_w": c.e_w, "version": PART_VERSION})
 
 
@@ -220,7 +229,7 @@ def anchor_schema():
                       ("measure", pa.string()), ("e_w", pa.string()), ("value", pa.float64())])
 
 
-def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha: str) -> dict[str, dict]:
+def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict) -> dict[str, dict]:
     """Run every pending (model, task) on Ray actors; write each part as it finishes. Returns
     model -> {'sentences', 'embed_seconds', 'parts_run'} of this run."""
     from tqdm import tqdm
@@ -228,13 +237,14 @@ def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha:
     from embcompare import store
 
     c = cfg.contextual
+    shas = {t: records_sha(by_task[t]) for t in c.tasks}
     todo: dict[str, list[str]] = {}
     for m, mcfg in model_cfgs.items():
         store.clear_temporary(store.join(cfg.out_dir, "contextual", ".parts", m))
         known = known_identity(cfg.out_dir, m)
         for t in c.tasks:
             p = part_path(cfg.out_dir, m, t)
-            if (store.exists(p) and store.shard_info(p)[0] == part_key(mcfg, tasks_sha, t, c)
+            if (store.exists(p) and store.shard_info(p)[0] == part_key(mcfg, shas[t], t, c)
                     and (known is None or read_part_stats(p).get("identity") == known)):
                 continue
             todo.setdefault(m, []).append(t)
@@ -260,7 +270,7 @@ def embed_all(cfg: ContextualConfig, model_cfgs: dict, by_task: dict, tasks_sha:
                     for t, (_, rows, stats), node in pool.map(tasks, "run_task", lambda t: (t, by_task[t]),
                                                               name=lambda t: f"model {m}, task {t}"):
                         stats["node"] = node
-                        write_part(part_path(cfg.out_dir, m, t), rows, part_key(model_cfgs[m], tasks_sha, t, c), stats)
+                        write_part(part_path(cfg.out_dir, m, t), rows, part_key(model_cfgs[m], shas[t], t, c), stats)
                         rs = run_stats[m]
                         rs["sentences"] += stats["sentences"]
                         rs["embed_seconds"] += stats["embed_seconds"]
@@ -362,13 +372,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     store.check_writable(settings.out_dir)
     t0 = time.time()
     read_keys = commit.stage_inputs(settings.out_dir, "contextual", settings.models)  # the models' configs
-    records, tasks_sha, report = load_or_generate_tasks(settings.out_dir, c)
+    records, _, report = load_or_generate_tasks(settings.out_dir, c)
     by_task = {t: [r for r in records if r.task == t] for t in c.tasks}
     empty = [t for t, rs in by_task.items() if not rs]
     if empty:
         log.warning("contextual: no records for task(s) %s; they get no rows", empty)
     gen_s = time.time() - t0
-    run_stats = embed_all(settings, model_cfgs, by_task, tasks_sha)
+    run_stats = embed_all(settings, model_cfgs, by_task)
     tables = collect(settings, model_cfgs, by_task)
     # Rates over every part (this run's and earlier runs'): sentences embedded per second of
     # embedding, model loading and the decontextualised vectors left out.

@@ -202,3 +202,23 @@ def test_llm_generator_writes_tasks_once_and_reuses_them(tmp_path, monkeypatch):
         assert all(len(r.variants) == 1 and r.variants[0].text.startswith("Indeed, ") for r in records)
         again, sha2, _ = mod.load_or_generate_tasks(out, s.contextual)
         assert len(server.log) == asked and sha2 == sha and again == records
+
+
+def test_a_part_is_keyed_by_its_own_tasks_records():
+    """An edit to one task's records changes that task's part key only (a fixed sentence reruns
+    its own task's parts, never the other tasks')."""
+    from dataclasses import replace
+
+    from embcompare.contextual.curated import parse_source, records_of
+    from test_contextual_curated import BLOCK
+
+    mod = job()
+    s = mod.check(compose("models=[glove_6b_50d]", "out_dir=/tmp/unused"))
+    recs = records_of(parse_source(BLOCK, "x.txt")[0])
+    edited = [replace(r, variants=(replace(r.variants[0], text=r.variants[0].text.replace("heavy", "big")),))
+              if r.task == "negation" else r for r in recs]
+    cfg = {"name": "glove_6b_50d"}
+    keys = lambda rs: {t: mod.part_key(cfg, mod.records_sha([r for r in rs if r.task == t]), t, s.contextual)
+                       for t in TASKS}
+    before, after = keys(recs), keys(edited)
+    assert {t for t in TASKS if before[t] != after[t]} == {"negation"}
