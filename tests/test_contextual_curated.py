@@ -9,11 +9,12 @@ import pytest
 
 from conftest import ROOT, run_job
 from embcompare.contextual import curated
-from embcompare.contextual.anchors import BAND_SHARES, SHARES, select_anchors
+from embcompare.contextual.anchors import BAND_SHARES, SHARES, select_anchors, select_topup
 from embcompare.contextual.tasks import TASKS, Sentence, read_tasks, surface_matches, write_tasks
 from embcompare.vocab import WordNet
 
 ANCHORS_FILE = ROOT / "data" / "contextual" / "anchors-v1.jsonl"
+TOPUP_FILE = ROOT / "data" / "contextual" / "anchors-v1-topup.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +30,20 @@ def blocks():
     return out
 
 
-def _recorded():
-    return [json.loads(line) for line in ANCHORS_FILE.read_text().splitlines() if line.strip()]
+def _recorded(path=ANCHORS_FILE):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_anchor_list_is_the_seeded_draw():
     """The shipped anchor list is what the procedure draws from WordNet 3.0 and wordfreq."""
-    drawn = [a.to_dict() for a in select_anchors(WordNet(), n=1200, seed=0)]
+    main = select_anchors(WordNet(), n=1200, seed=0)
+    drawn = [a.to_dict() for a in main]
     assert drawn == _recorded()
+    # the polysemy top-up: 80 more nouns, verbs and adjectives with two senses or more
+    topup = [a.to_dict() for a in select_topup(WordNet(), {a.anchor for a in main}, n=80, seed=0)]
+    assert topup == _recorded(TOPUP_FILE)
+    assert len(topup) == 80 and not {a["anchor"] for a in topup} & {a["anchor"] for a in drawn}
+    assert all(a["pos"] != "r" and len(a["polysemy"]) >= 2 for a in topup)
     assert len({a["anchor"] for a in drawn}) == 1200
     by_pos = Counter(a["pos"] for a in drawn)
     assert by_pos == {p: round(1200 * s) for p, s in SHARES.items()}
@@ -52,8 +59,11 @@ def test_anchor_list_is_the_seeded_draw():
 
 
 def test_every_drawn_anchor_has_one_block_with_its_sense(blocks):
-    recorded = {a["anchor"]: a for a in _recorded()}
+    recorded = {a["anchor"]: a for a in _recorded() + _recorded(TOPUP_FILE)}
     assert sorted(b.anchor for b in blocks) == sorted(recorded)
+    topup = {a["anchor"] for a in _recorded(TOPUP_FILE)}
+    for b in blocks:  # a top-up anchor serves polysemy only
+        assert b.anchor not in topup or set(b.skips) >= set(curated.WRITTEN) - {"polysemy"}, b.anchor
     syn = WordNet().synsets
     listed = other = 0
     for b in blocks:
@@ -72,10 +82,12 @@ def test_every_drawn_anchor_has_one_block_with_its_sense(blocks):
 
 def test_the_whole_set_passes_the_mechanical_checks(loaded):
     records, report = loaded
-    assert report["anchors"] == 1200
+    assert report["anchors"] == 1280  # the main draw and the polysemy top-up
     per_task = Counter(r.task for r in records)
     assert set(per_task) == set(TASKS)
     assert min(per_task.values()) >= 1000, per_task
+    main = {a["anchor"] for a in _recorded()}
+    assert all(r.anchor in main for r in records if r.task != "polysemy")
     for r in records:
         assert r.generator == "curated" and r.provenance["version"] == curated.VERSION
         assert 1 <= len(r.variants) <= curated.N_VARIANTS

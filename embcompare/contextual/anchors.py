@@ -123,6 +123,27 @@ def quotas(n: int) -> dict[tuple[str, int], int]:
     return out
 
 
+def select_topup(wn: WordNet, taken: set[str], n: int = 80, seed: int = 0, min_senses: int = 2) -> list[Anchor]:
+    """The polysemy top-up: ``n`` more anchors, for the polysemy task only, drawn with
+    ``random.Random(f"{seed}:polysemy-topup")`` from the nouns, verbs and adjectives not in
+    ``taken`` with at least ``min_senses`` polysemy senses, in the main draw's shares of those
+    parts of speech (the main draw's adverbs mostly have one sense, and writers call some
+    listed senses one meaning, so the main draw alone leaves polysemy under 1,000 anchors)."""
+    pool = candidates(wn)
+    rng = random.Random(f"{seed}:polysemy-topup")
+    parts = {p: SHARES[p] for p in ("n", "v", "a")}
+    total = sum(parts.values())
+    out: list[Anchor] = []
+    for i, (pos, share) in enumerate(parts.items()):
+        k = n - len(out) if i == len(parts) - 1 else round(n * share / total)
+        cands = sorted((a for b in range(len(BANDS)) for a in pool.get((pos, b), [])
+                        if a.anchor not in taken and len(a.polysemy) >= min_senses), key=lambda a: a.anchor)
+        for a in rng.sample(cands, k):
+            taken.add(a.anchor)
+            out.append(a)
+    return out
+
+
 def select_anchors(wn: WordNet, n: int = 1200, seed: int = 0) -> list[Anchor]:
     """``n`` anchors drawn as the module describes; the same WordNet, wordfreq and seed give
     the same list. ValueError when a stratum has fewer candidates than its quota."""

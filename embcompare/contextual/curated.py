@@ -38,6 +38,8 @@ from embcompare.contextual.tasks import TASKS, Sentence, TaskRecord, check_sente
 DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "contextual"
 SOURCE_DIR = DATA_DIR / "source"
 VERSION = 1
+ANCHORS_FILE = DATA_DIR / "anchors-v1.jsonl"  # the main draw: 1,200 anchors, every task
+TOPUP_FILE = DATA_DIR / "anchors-v1-topup.jsonl"  # the polysemy top-up: 80 anchors, polysemy only
 WRITTEN = ("synonym", "antonym", "negation", "question", "exclamation", "active_passive", "paraphrase",
            "polysemy")
 N_VARIANTS = 3
@@ -203,7 +205,7 @@ def check_block(b: Block) -> list[str]:
         b.problem(b.line, f"original has {n_words} words (allowed {MIN_WORDS}-{MAX_WORDS})")
     if not o.text.endswith("."):
         b.problem(b.line, "original must be a statement ending in '.'")
-    if negators(o.text):
+    if negators(o.text[: o.span[0]] + o.text[o.span[1]:]):  # the anchor may be one ('barely')
         b.problem(b.line, "original holds a negation")
     seen = {o.text: "original"}
     for task in WRITTEN:
@@ -305,8 +307,11 @@ def records_of(b: Block, review: dict[tuple[str, str], str] | None = None) -> li
     assert b.original is not None
     out = []
     prov = {**PROVENANCE, "source": f"{Path(b.path).name}:{b.line}"}
+    polysemy_only = set(WRITTEN) - {"polysemy"} <= set(b.skips)  # a top-up anchor
     for task in TASKS:
         if task == "jumbling":
+            if polysemy_only:
+                continue
             vs = jumble(b.original, f"{VERSION}:{b.anchor}:{b.original.text}")
             extras: list[Any] = []
             made = "program (embcompare.contextual.curated.jumble)"
@@ -364,11 +369,19 @@ def load_curated(source_dir: str | Path = SOURCE_DIR, tasks: Iterable[str] = TAS
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise CuratedFormatError("; ".join(problems[:5]) + more)
-    order = {a: i for i, a in enumerate(anchor_order())}
-    blocks.sort(key=lambda b: order.get(b.anchor, len(order)))
-    if anchors is not None and anchors < len(blocks):
-        keep = set(random.Random(seed).sample(range(len(blocks)), anchors))
-        blocks = [b for i, b in enumerate(blocks) if i in keep]
+    main, topup = anchor_order(), anchor_order(TOPUP_FILE)
+    order = {a: i for i, a in enumerate(main + topup)}
+    unknown = sorted(b.anchor for b in blocks if b.anchor not in order)
+    if unknown:
+        raise CuratedFormatError(f"anchors in the source that neither {ANCHORS_FILE.name} nor {TOPUP_FILE.name} "
+                                 f"lists: {unknown[:10]}")
+    blocks.sort(key=lambda b: order[b.anchor])
+    extra = set(topup)
+    drawn = [b for b in blocks if b.anchor not in extra]
+    if anchors is not None and anchors < len(drawn):
+        # a sample of the main draw; the polysemy top-up comes only with the whole set
+        keep = set(random.Random(seed).sample(range(len(drawn)), anchors))
+        blocks = [b for i, b in enumerate(drawn) if i in keep]
     review = load_review()
     want = set(tasks)
     records = [r for b in blocks for r in records_of(b, review) if r.task in want]
@@ -405,11 +418,11 @@ def _duplicates(blocks: Sequence[Block]) -> list[str]:
     return out
 
 
-def anchor_order(path: str | Path = DATA_DIR / "anchors-v1.jsonl") -> list[str]:
-    """The anchors in the recorded draw's order (data/contextual/anchors-v1.jsonl)."""
+def anchor_order(path: str | Path = None) -> list[str]:
+    """The anchors in a recorded draw's order (default: the main draw, ``ANCHORS_FILE``)."""
     import json
 
-    p = Path(path)
+    p = Path(path or ANCHORS_FILE)
     if not p.is_file():
         return []
     return [json.loads(line)["anchor"] for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -422,7 +435,7 @@ def data_version(source_dir: str | Path = SOURCE_DIR) -> str:
 
     h = hashlib.sha256()
     here = Path(__file__).parent
-    files = [here / "curated.py", here / "tasks.py", DATA_DIR / "anchors-v1.jsonl", DATA_DIR / "review-v1.tsv"]
+    files = [here / "curated.py", here / "tasks.py", ANCHORS_FILE, TOPUP_FILE, DATA_DIR / "review-v1.tsv"]
     for f in files + source_files(source_dir):
         h.update(f.name.encode() + b"\0" + (f.read_bytes() if f.is_file() else b"-"))
     return h.hexdigest()
