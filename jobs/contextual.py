@@ -174,11 +174,18 @@ def part_path(out_dir: str, model: str, task: str) -> str:
     return store.join(out_dir, "contextual", ".parts", model, f"{task}.parquet")
 
 
+# The keys of a record a part's values depend on: not its provenance (a review verdict added
+# later changes no vector) nor the generator's labels.
+_EMBEDDED_KEYS = ("anchor", "pos", "sense", "task", "original", "variants", "variant_senses")
+
+
 def records_sha(records: list) -> str:
-    """sha256 of one task's records as tasks.jsonl writes them."""
+    """sha256 of what the measures read from one task's records (sentences, spans, anchors,
+    senses), in order."""
     from embcompare.contextual.tasks import record_to_dict
 
-    lines = "\n".join(json.dumps(record_to_dict(r), ensure_ascii=False, sort_keys=True) for r in records)
+    lines = "\n".join(json.dumps({k: record_to_dict(r)[k] for k in _EMBEDDED_KEYS}, ensure_ascii=False,
+                                  sort_keys=True) for r in records)
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 

@@ -222,3 +222,6 @@ def test_a_part_is_keyed_by_its_own_tasks_records():
                        for t in TASKS}
     before, after = keys(recs), keys(edited)
     assert {t for t in TASKS if before[t] != after[t]} == {"negation"}
+    # a review verdict added to a record's provenance changes no part
+    reviewed = [replace(r, provenance={**r.provenance, "review": "accepted"}) for r in recs]
+    assert keys(reviewed) == before
