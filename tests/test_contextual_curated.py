@@ -139,19 +139,25 @@ def test_jumbling_is_a_permutation_moving_the_anchor(loaded):
     records, _ = loaded
     for r in (r for r in records if r.task == "jumbling"):
         o = r.original.text
-        toks = sorted(o[:-1].split())
+        toks = sorted(w.lower() for w in o[:-1].split())
         a_idx = len(o[: r.original.span[0]].split())
         for v in r.variants:
-            assert sorted(v.text[:-1].split()) == toks and v.text[-1] == o[-1]
+            assert sorted(w.lower() for w in v.text[:-1].split()) == toks and v.text[-1] == o[-1]
             assert len(v.text[: v.span[0]].split()) != a_idx  # the anchor moved
-            assert v.text[v.span[0]:v.span[1]] == o[r.original.span[0]:r.original.span[1]]
+            assert v.text[v.span[0]:v.span[1]].lower() == o[r.original.span[0]:r.original.span[1]].lower()
+            assert v.text[0].isupper() or not v.text[0].isalpha()  # a sentence's first word, capitalised
 
 
-def test_jumble_keeps_contractions_whole():
+def test_jumble_keeps_contractions_whole_and_moves_the_capital():
     s = curated.marked("The old baker's apprentice didn't sell the [bread] before noon today.")
     for v in curated.jumble(s, "k"):
-        assert "baker's" in v.text.split() and "didn't" in v.text.split()
-        assert v.text[v.span[0]:v.span[1]] == "bread"
+        words = [w.lower() for w in v.text.rstrip(".").split()]
+        assert "baker's" in words and "didn't" in words
+        assert v.text[v.span[0]:v.span[1]].lower() == "bread"
+        assert v.text[0].isupper() and "The" not in v.text.split()[1:]  # 'The' lost its capital
+    names = curated.marked("NASA and McDonald quietly sold the [bread] at the old market.")
+    for v in curated.jumble(names, "k"):
+        assert "NASA" in v.text.split() and "McDonald" in v.text.split()
 
 
 BLOCK = """== bank | n | 09213565-n
@@ -175,6 +181,25 @@ def test_a_good_block_has_no_problem():
     assert _problems(BLOCK) == []
     recs = curated.records_of(curated.parse_source(BLOCK, "x.txt")[0])
     assert sorted(r.task for r in recs) == sorted(TASKS)
+
+
+def test_a_possessive_is_not_a_passive_and_punctuation_counts_in_a_swap():
+    bad = BLOCK.replace("active_passive: From the grassy [bank], the heavy nets were slowly pulled out of the cold river by the old fishermen.",
+                        "active_passive: The fishermen's heavy nets slowly came in from the grassy [bank] at dawn.")
+    assert any("not a passive" in p for p in _problems(bad))
+    for var in ["From the grassy [bank], the old fishermen slowly hauled the heavy nets out of the cold river",
+                "From the grassy [bank] the old fishermen slowly hauled the heavy nets out of the cold river!"]:
+        bad = BLOCK.replace("synonym: pulled -> hauled | From the grassy [bank], the old fishermen slowly hauled the heavy nets out of the cold river.",
+                            f"synonym: pulled -> hauled | {var}")
+        assert any("punctuation" in p for p in _problems(bad)), var
+
+
+def test_records_with_provenance_hash_and_compare_on_their_sentences():
+    from dataclasses import replace
+
+    r = curated.records_of(curated.parse_source(BLOCK, "x.txt")[0])[0]
+    assert hash(r) == hash(replace(r, provenance={"review": "accepted"}))
+    assert r == replace(r, provenance=None)
 
 
 @pytest.mark.parametrize("old, new, words", [

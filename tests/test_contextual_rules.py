@@ -317,13 +317,15 @@ def test_jumbling_keeps_the_words_and_clitics_whole(generated):
 
 
 @pytest.mark.parametrize("text", ["The doctor didn't see John's dog in the park yesterday.",
-                                  "We'll meet the manager's assistant before lunch."])
+                                  "We'll meet the manager's assistant before lunch.",
+                                  "She cannot believe John's gonna leave tomorrow."])
 def test_jumbling_moves_clitics_with_their_word(nlp, text):
     doc = nlp(text)
     for pieces in syn.jumbles(doc, 1, random.Random(0), 5):
         s = render(doc, pieces, 1)
         words = s.text.rstrip(".").split()
-        assert ("didn't" in words and "John's" in words) or ("We'll" in words or "we'll" in words)
+        assert ("didn't" in words and "John's" in words) or ("We'll" in words or "we'll" in words) \
+            or ({"cannot", "gonna", "john's"} <= {w.lower() for w in words})
         assert sorted(w.lower() for w in words) == sorted(w.lower() for w in text.rstrip(".").split())
 
 
@@ -535,6 +537,8 @@ def test_ordinary_antonym_swaps_still_happen(nlp, wordnet):
 
 
 @pytest.mark.parametrize("text, expected", [
+    ("The company sold the factory to a rival, which surprised everyone.",
+     "The factory was sold to a rival by the company, which surprised everyone."),
     ("the cashier gypped me when he gave me too little change",
      "I was gypped by the cashier when he gave me too little change"),
     ("the chef reserved a table at my favorite restaurant",

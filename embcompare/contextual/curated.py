@@ -53,7 +53,7 @@ PROVENANCE = {
 _MARK = re.compile(r"\[([^\[\]]+)\]")
 _HEADER = re.compile(r"^==\s*([a-z]+)\s*\|\s*([nvar])\s*\|\s*(\d{8}-[nvar])\s*$")
 _LINE = re.compile(r"^(skip\s+)?([a-z_]+)\s*:\s*(.*)$")
-_BE = {"be", "is", "are", "was", "were", "been", "being", "am", "'s", "'re"}
+_BE = {"be", "is", "are", "was", "were", "been", "being", "am"}  # not 's: words() splits possessives
 
 
 class CuratedFormatError(ValueError):
@@ -158,6 +158,8 @@ def words(text: str) -> list[str]:
 
 def _swap_ok(orig: str, var: str, old: str, new: str) -> str | None:
     """None when ``var`` is ``orig`` with ``old`` replaced by ``new`` (a/an may change), else why not."""
+    if re.sub(r"[A-Za-z0-9'-]+", "", orig) != re.sub(r"[A-Za-z0-9'-]+", "", var):  # words may be hyphenated
+        return "the punctuation differs from the original's"
     a, b = ([("a" if w == "an" else w) for w in words(t)] for t in (orig, var))  # a/an may change
     ops = [op for op in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes() if op[0] != "equal"]
     if len(ops) != 1 or ops[0][0] != "replace":
@@ -297,8 +299,18 @@ def jumble(o: Sentence, key: str, n: int = N_VARIANTS) -> list[Sentence]:
                 span_start = cur + off
             pieces.append(toks[i])
             cur += len(toks[i]) + 1
-        out.append(Sentence(" ".join(pieces) + end, (span_start, span_start + width)))
+        text = _sentence_case(" ".join(pieces), toks[0]) + end
+        out.append(Sentence(text, (span_start, span_start + width)))
     return out
+
+
+def _sentence_case(text: str, first: str) -> str:
+    """The shuffle with the original's capital moved: its first word lower-cased where it was
+    capitalised only as the first word ('The' -> 'the'; not 'I' nor a word in capitals or with
+    capitals inside, a name by the look of it: 'NASA', 'McDonald'), the new first word capitalised."""
+    if first[:1].isupper() and first[1:] == first[1:].lower() and first not in ("I",) and not first.startswith("I'"):
+        text = re.sub(rf"(?<!\S){re.escape(first)}(?!\S)", first[0].lower() + first[1:], text, count=1)
+    return text[:1].upper() + text[1:]
 
 
 # -- records ---------------------------------------------------------------------------------

@@ -513,6 +513,10 @@ def passive(doc, subs: dict[int, str] | None = None) -> tuple[list[Piece], str]:
     # it', not 'by it in his sincerity') and before a clause or comma that follows them ('was
     # gypped by the cashier when he gave me too little change').
     clausal = {w.i for c in root.children if c.i > root.i and c.dep_ in CLAUSAL_DEPS for w in c.subtree}
+    # a relative clause or comma inside the verb's phrases ends them too ('sold to a rival, which
+    # surprised everyone'): the by-phrase after it would attach to the clause's verb
+    clausal |= {w.i for t in post if t.dep_ in ("relcl", "acl") for w in t.subtree}
+    clausal |= {t.i for t in post if t.text == ","}
     cut = next((k for k, t in enumerate(post) if t.i in clausal), len(post))
     pieces += [(t.i, text_of(t, subs)) for t in post[:cut]]
     pieces.append((None, "by"))
@@ -565,8 +569,9 @@ def jumbles(doc, anchor_i: int, rng: random.Random, n: int) -> list[list[Piece]]
     for t in doc:
         if t.is_punct:
             continue
-        clitic = t.text.startswith("'") or t.text.startswith("’") or t.lower_ == "n't"
-        if clitic and groups and groups[-1][-1] == t.i - 1:
+        # a token written against the one before (n't, 's, 'll; 'gon'+'na', 'can'+'not') moves with it
+        attached = t.i > 0 and not doc[t.i - 1].whitespace_ and not doc[t.i - 1].is_punct
+        if attached and groups and groups[-1][-1] == t.i - 1:
             groups[-1].append(t.i)
         else:
             groups.append([t.i])

@@ -15,7 +15,7 @@ for the polysemy task only: the sense of each variant, in order.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -48,7 +48,9 @@ class TaskRecord:
     rule: str = ""  # which rule made the variants, e.g. "negation/do-support"
     variant_senses: tuple[str, ...] = ()  # polysemy: the sense of each variant
     pairs: tuple[tuple[str, str], ...] = ()  # synonym/antonym (curated): the (old, new) word of each variant
-    provenance: dict | None = None  # how the record was made (curated: data set, version, review verdict)
+    # how the record was made (curated: data set, version, review verdict); not part of the
+    # record's equality or hash (a dict does not hash; a verdict changes no sentence)
+    provenance: dict | None = field(default=None, compare=False)
 
 
 _OOV_UPOS = ("NOUN", "VERB", "ADJ", "ADV")
