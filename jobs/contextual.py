@@ -184,8 +184,8 @@ def records_sha(records: list) -> str:
     senses), in order."""
     from embcompare.contextual.tasks import record_to_dict
 
-    lines = "\n".join(json.dumps({k: record_to_dict(r)[k] for k in _EMBEDDED_KEYS}, ensure_ascii=False,
-                                  sort_keys=True) for r in records)
+    lines = "\n".join(json.dumps({k: d[k] for k in _EMBEDDED_KEYS}, ensure_ascii=False, sort_keys=True)
+                      for d in map(record_to_dict, records))
     return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 

@@ -276,7 +276,7 @@ def jumble(o: Sentence, key: str, n: int = N_VARIANTS) -> list[Sentence]:
     text = o.text
     end = text[-1] if text and text[-1] in ".!?" else ""
     body = text[: len(text) - len(end)] if end else text
-    toks, starts, pos = [], [], 0
+    toks, starts = [], []
     for m in re.finditer(r"\S+", body):
         toks.append(m.group())
         starts.append(m.start())
@@ -430,7 +430,7 @@ def _duplicates(blocks: Sequence[Block]) -> list[str]:
     return out
 
 
-def anchor_order(path: str | Path = None) -> list[str]:
+def anchor_order(path: str | Path | None = None) -> list[str]:
     """The anchors in a recorded draw's order (default: the main draw, ``ANCHORS_FILE``)."""
     import json
 
